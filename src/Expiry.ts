@@ -1,0 +1,111 @@
+/**
+ * When a session ends.
+ *
+ * - `OnSessionEnd`: the cookie is a browser-session cookie (no `Max-Age`); the
+ *   store keeps the record for a configured lifetime (default 14 days).
+ * - `OnInactivity({ duration })`: the session ends after `duration` without a
+ *   request; it slides forward as requests arrive.
+ * - `AtDateTime({ at })`: the session ends at a fixed instant (epoch milliseconds).
+ *
+ * An optional absolute lifetime, counted from the session's creation, caps any of them.
+ *
+ * @example
+ * ```ts
+ * import { Expiry } from "effect-sessions"
+ *
+ * const expiry = Expiry.OnInactivity("30 minutes")
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+
+/**
+ * The expiry of a session.
+ *
+ * @since 0.1.0
+ */
+export type Expiry = Data.TaggedEnum<{
+  OnSessionEnd: {}
+  OnInactivity: { readonly duration: Duration.Duration }
+  AtDateTime: { readonly at: number }
+}>
+
+const ctor = Data.taggedEnum<Expiry>()
+
+/**
+ * Pattern matching over the three expiry kinds.
+ *
+ * @since 0.1.0
+ */
+export const { $is: is, $match: match } = ctor
+
+/**
+ * `OnSessionEnd` ends the session when the browser session ends (no `Max-Age` on the cookie).
+ *
+ * @since 0.1.0
+ */
+export const OnSessionEnd: Expiry = ctor.OnSessionEnd()
+
+/**
+ * `OnInactivity(duration)` ends the session after `duration` without a request.
+ *
+ * @since 0.1.0
+ */
+export const OnInactivity = (duration: Duration.DurationInput): Expiry =>
+  ctor.OnInactivity({ duration: Duration.decode(duration) })
+
+/**
+ * `AtDateTime(at)` ends the session at a fixed instant.
+ *
+ * @since 0.1.0
+ */
+export const AtDateTime = (at: Date | number): Expiry =>
+  ctor.AtDateTime({ at: typeof at === "number" ? at : at.getTime() })
+
+/**
+ * The default store lifetime of an `OnSessionEnd` session: 14 days.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_SESSION_END_LIFETIME: Duration.Duration = Duration.days(14)
+
+/**
+ * `expiresAt` is the instant (epoch ms) a session with this expiry ends when touched at `now`,
+ * capped by `absoluteDeadline` when one is given.
+ *
+ * @since 0.1.0
+ */
+export const expiresAt = (
+  expiry: Expiry,
+  now: number,
+  options?: {
+    readonly sessionEndLifetime?: Duration.DurationInput | undefined
+    readonly absoluteDeadline?: number | undefined
+  }
+): number => {
+  let at: number
+  switch (expiry._tag) {
+    case "OnSessionEnd":
+      at = now + Duration.toMillis(options?.sessionEndLifetime ?? DEFAULT_SESSION_END_LIFETIME)
+      break
+    case "OnInactivity":
+      at = now + Duration.toMillis(expiry.duration)
+      break
+    case "AtDateTime":
+      at = expiry.at
+      break
+  }
+  const deadline = options?.absoluteDeadline
+  return deadline !== undefined && deadline < at ? deadline : Math.floor(at)
+}
+
+/**
+ * `maxAgeSeconds` is the cookie `Max-Age` for a session ending at `expiresAt`, seen at `now`:
+ * `floor((expiresAt - now) / 1000)`, never below 0; `undefined` for `OnSessionEnd` without a deadline.
+ *
+ * @since 0.1.0
+ */
+export const maxAgeSeconds = (expiry: Expiry, expiresAtMillis: number, now: number): number | undefined =>
+  expiry._tag === "OnSessionEnd" ? undefined : Math.max(0, Math.floor((expiresAtMillis - now) / 1000))

@@ -1,0 +1,17 @@
+/**
+ * effect-sessions: server-side sessions for Effect HTTP apps.
+ *
+ * Core modules are re-exported here as namespaces. Stores that need an optional
+ * dependency live on their own subpaths: `effect-sessions/SqlStore`,
+ * `effect-sessions/RedisStore`, `effect-sessions/MongoStore`; the store contract
+ * suite is `effect-sessions/testing`.
+ *
+ * @since 0.1.0
+ */
+export * as Expiry from "./Expiry.js"
+export * as SessionData from "./SessionData.js"
+export * as SessionId from "./SessionId.js"
+export * as SessionRecord from "./SessionRecord.js"
+export * as SessionStore from "./SessionStore.js"
+export * as SessionToken from "./SessionToken.js"
+export * as StoreError from "./StoreError.js"

@@ -1,0 +1,67 @@
+/**
+ * Test support: the addresses of the machine's services (from the environment, with the
+ * machine's defaults) and a gate for suites that need them.
+ *
+ * An unreachable server skips its suite loudly, except when `CI` is set: then it fails.
+ */
+import { describe, it } from "@effect/vitest"
+import * as net from "node:net"
+
+export const env = {
+  pgHost: process.env.PGHOST ?? "127.0.0.1",
+  pgPort: Number(process.env.PGPORT ?? 5432),
+  pgUser: process.env.PGUSER ?? "postgres",
+  pgDatabase: process.env.PGDATABASE ?? "test",
+  mysqlHost: process.env.MYSQL_HOST ?? "127.0.0.1",
+  mysqlPort: Number(process.env.MYSQL_PORT ?? 3306),
+  mysqlUser: process.env.MYSQL_USER ?? "root",
+  mysqlDatabase: process.env.MYSQL_DATABASE ?? "test",
+  redisHost: process.env.REDIS_HOST ?? "127.0.0.1",
+  redisPort: Number(process.env.REDIS_PORT ?? 6379)
+} as const
+
+export const isCI = (): boolean => {
+  const v = process.env.CI
+  return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false"
+}
+
+export const probeTcp = (host: string, port: number, timeoutMs = 1500): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = net.connect({ host, port })
+    const done = (ok: boolean) => {
+      socket.removeAllListeners()
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.once("connect", () => done(true))
+    socket.once("error", () => done(false))
+  })
+
+/**
+ * `describeService(name, host, port, body)` runs `body` inside a `describe` when the service answers;
+ * otherwise it skips loudly, or, with `CI` set, registers a failing test.
+ */
+export const describeService = async (
+  name: string,
+  host: string,
+  port: number,
+  body: () => void
+): Promise<void> => {
+  const up = await probeTcp(host, port)
+  if (up) {
+    describe(name, body)
+    return
+  }
+  const message = `${name}: server at ${host}:${port} is unreachable`
+  if (isCI()) {
+    describe(name, () => {
+      it("server is reachable (required when CI is set)", () => {
+        throw new Error(message)
+      })
+    })
+  } else {
+    console.warn(`\n!!! ${message}: SKIPPING its tests (with CI set this fails) !!!\n`)
+    describe.skip(`${name} (SKIPPED: ${host}:${port} unreachable)`, body)
+  }
+}
