@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 export * as Expiry from "./Expiry.js"
+export * as MemoryStore from "./MemoryStore.js"
 export * as SessionData from "./SessionData.js"
 export * as SessionId from "./SessionId.js"
 export * as SessionRecord from "./SessionRecord.js"

@@ -1,0 +1,229 @@
+/**
+ * An in-process session store on a `Map`: for development, tests and single-instance apps.
+ * Sessions live as long as the process; they are not shared between instances.
+ *
+ * Each entry holds the session's JSON text (never the caller's object), its `expiresAt` and its
+ * `version`, so a caller's later mutation never leaks into the store and memory follows the JSON size.
+ * Expired entries are removed on their own: a background fiber sweeps the map on a schedule (every
+ * 60 seconds by default, in bounded batches, for as long as the layer's scope lives), and each `create`
+ * examines a couple of entries as it goes. `load` never returns an expired record, swept or not.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore, SessionData, SessionId, SessionStore, SessionToken } from "effect-sessions"
+ * import { Clock, Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* SessionStore.SessionStore
+ *   const id = SessionId.fromToken(SessionToken.unsafeGenerate())
+ *   const now = yield* Clock.currentTimeMillis
+ *   yield* store.create({ id, data: SessionData.fromEntries([["user", "ada"]]), expiresAt: now + 60_000, version: 1 })
+ *   const found = yield* store.load(id) // Option.some(record)
+ *   const held = yield* MemoryStore.size // entries held, expired ones not yet swept included
+ * })
+ *
+ * program.pipe(Effect.provide(MemoryStore.layer({ sweepInterval: "1 minute" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as SessionData from "./SessionData.js"
+import type { SessionId } from "./SessionId.js"
+import type * as SessionRecord from "./SessionRecord.js"
+import * as SessionStore from "./SessionStore.js"
+import * as StoreError from "./StoreError.js"
+
+/**
+ * What a memory store offers besides the `SessionStore` contract.
+ *
+ * @since 0.1.0
+ */
+export interface Service {
+  /** The `SessionStore` service of this store. */
+  readonly store: SessionStore.Service
+  /** The `ExpiredDeletion` service of this store (the background sweep calls it too). */
+  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
+  /** `size` succeeds with the number of entries held, including expired ones not yet swept. */
+  readonly size: Effect.Effect<number>
+}
+
+/**
+ * The memory store's own service, provided by `layer` beside `SessionStore` and `ExpiredDeletion`.
+ *
+ * @since 0.1.0
+ */
+export class MemoryStore extends Context.Tag("effect-sessions/MemoryStore")<MemoryStore, Service>() {}
+
+/**
+ * `size` succeeds with the number of entries the provided memory store holds, expired ones not yet swept included.
+ *
+ * @since 0.1.0
+ */
+export const size: Effect.Effect<number, never, MemoryStore> = Effect.flatMap(MemoryStore, (s) => s.size)
+
+/**
+ * Options of `make` and `layer`.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Cap on a session's encoded JSON in UTF-8 bytes. Default 65,536 (64 KiB). */
+  readonly maxDataBytes?: number | undefined
+  /** Time between background sweeps of expired entries. Default 60 seconds. */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /** Entries examined per step of a sweep before yielding to other fibers. Default 1,000. */
+  readonly batchSize?: number | undefined
+  /** Wrap each operation in a span. Default `true`. */
+  readonly spans?: boolean | undefined
+}
+
+interface Entry {
+  json: string
+  expiresAt: number
+  version: number
+}
+
+/** Entries a `create` examines for expiry, so a busy store sheds expired entries between sweeps. */
+const CREATE_SWEEP_STEPS = 2
+
+/**
+ * `make` builds a memory store whose background sweep runs for as long as the scope lives.
+ *
+ * @since 0.1.0
+ */
+export const make = (options?: Options): Effect.Effect<Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const entries = new Map<string, Entry>()
+    const defaultBatch = Math.max(1, Math.floor(options?.batchSize ?? SessionStore.DEFAULT_BATCH_SIZE))
+
+    // Amortized sweep: a cursor that walks the map a few entries per `create`, wrapping around.
+    let cursor: Iterator<[string, Entry]> | undefined
+    const step = (now: number): void => {
+      for (let i = 0; i < CREATE_SWEEP_STEPS; i++) {
+        cursor ??= entries.entries()
+        const next = cursor.next()
+        if (next.done === true) {
+          cursor = undefined
+          return
+        }
+        if (next.value[1].expiresAt <= now) entries.delete(next.value[0])
+      }
+    }
+
+    const liveEntry = (id: string, now: number): Entry | undefined => {
+      const entry = entries.get(id)
+      if (entry === undefined) return undefined
+      if (entry.expiresAt <= now) {
+        entries.delete(id)
+        return undefined
+      }
+      return entry
+    }
+
+    const backend: SessionStore.Backend = {
+      name: "MemoryStore",
+      create: (record, json, now) =>
+        Effect.suspend(() => {
+          step(now)
+          if (liveEntry(record.id, now) !== undefined) {
+            return Effect.fail(StoreError.make("Collision", "create"))
+          }
+          entries.set(record.id, { json, expiresAt: record.expiresAt, version: record.version })
+          return Effect.succeed(record)
+        }),
+      save: (record, json, now) =>
+        Effect.suspend(() => {
+          const entry = liveEntry(record.id, now)
+          if (entry === undefined) return Effect.fail(StoreError.make("Gone", "save"))
+          if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
+          const version = entry.version + 1
+          entry.json = json
+          entry.expiresAt = record.expiresAt
+          entry.version = version
+          return Effect.succeed<SessionRecord.SessionRecord>({
+            id: record.id,
+            data: record.data,
+            expiresAt: record.expiresAt,
+            version
+          })
+        }),
+      load: (id, now) =>
+        Effect.suspend(() => {
+          const entry = liveEntry(id, now)
+          if (entry === undefined) return Effect.succeed(Option.none())
+          const data = SessionData.decode(entry.json)
+          return Either.isRight(data)
+            ? Effect.succeed(Option.some({ id, data: data.right, expiresAt: entry.expiresAt, version: entry.version }))
+            : Effect.fail(StoreError.rule("Decode", "load", data.left))
+        }),
+      delete: (id: SessionId) =>
+        Effect.sync(() => {
+          entries.delete(id)
+        })
+    }
+
+    // One pass over the map, `limit` entries per synchronous step, yielding between steps.
+    const sweep = (limit: number, now: number): Effect.Effect<number> =>
+      Effect.suspend(() => {
+        const it = entries.entries()
+        let removed = 0
+        const loop: Effect.Effect<number> = Effect.suspend(() => {
+          for (let i = 0; i < limit; i++) {
+            const next = it.next()
+            if (next.done === true) return Effect.succeed(removed)
+            if (next.value[1].expiresAt <= now) {
+              entries.delete(next.value[0])
+              removed++
+            }
+          }
+          return Effect.zipRight(Effect.yieldNow(), loop)
+        })
+        return loop
+      })
+
+    const expiredDeletion = SessionStore.ExpiredDeletion.of({
+      deleteExpired: (deleteOptions) =>
+        Effect.flatMap(
+          Clock.currentTimeMillis,
+          (now) =>
+            sweep(
+              deleteOptions?.batchSize !== undefined ? Math.max(1, Math.floor(deleteOptions.batchSize)) : defaultBatch,
+              now
+            )
+        )
+    })
+
+    const interval = options?.sweepInterval ?? Duration.seconds(60)
+    yield* Effect.forkScoped(Effect.forever(Effect.delay(expiredDeletion.deleteExpired(), interval)))
+
+    return {
+      store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
+      expiredDeletion,
+      size: Effect.sync(() => entries.size)
+    }
+  })
+
+/**
+ * `layer` provides a memory store as `SessionStore`, `ExpiredDeletion` and `MemoryStore`; its background sweep
+ * lives as long as the layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore> =>
+  Layer.scopedContext(
+    Effect.map(make(options), (service) =>
+      Context.make(MemoryStore, service).pipe(
+        Context.add(SessionStore.SessionStore, service.store),
+        Context.add(SessionStore.ExpiredDeletion, service.expiredDeletion)
+      ))
+  )
