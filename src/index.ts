@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+export * as CookieSigner from "./CookieSigner.js"
 export * as Expiry from "./Expiry.js"
 export * as MemoryStore from "./MemoryStore.js"
 export * as SessionData from "./SessionData.js"
