@@ -1,4 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import * as path from "node:path"
 import { ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { CookieSigner, SessionToken } from "effect-sessions"
 
@@ -165,4 +167,36 @@ describe("CookieSigner", () => {
       assert.strictEqual(Buffer.from(a, "base64").length, 32)
       assert.notStrictEqual(a, b)
     }))
+})
+
+describe("effect-sessions keygen", () => {
+  const bin = path.resolve(import.meta.dirname, "../bin/effect-sessions.ts")
+  const tsx = path.resolve(import.meta.dirname, "../node_modules/.bin/tsx")
+  const run = (...args: ReadonlyArray<string>) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(tsx, [bin, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
+        resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })
+      })
+    })
+
+  it("prints a fresh base64 key of 32 bytes that a signer accepts", async () => {
+    const [a, b] = await Promise.all([run("keygen"), run("keygen")])
+    for (const r of [a, b]) {
+      assert.strictEqual(r.code, 0)
+      assert.match(r.stdout, /^[A-Za-z0-9+/]{43}=\n$/)
+      assert.strictEqual(Buffer.from(r.stdout.trim(), "base64").length, 32)
+      const s = signer(Redacted.make(r.stdout))
+      assert.isTrue(Option.isSome(s.verify("session", s.sign("session", SessionToken.unsafeGenerate()))))
+    }
+    assert.notStrictEqual(a.stdout, b.stdout)
+  })
+
+  it("prints its usage and exits with 2 on anything else", async () => {
+    for (const args of [[], ["keygen", "extra"], ["nope"]]) {
+      const r = await run(...args)
+      assert.strictEqual(r.code, 2)
+      assert.strictEqual(r.stdout, "")
+      assert.include(r.stderr, "Usage: effect-sessions")
+    }
+  })
 })

@@ -1,14 +1,10 @@
 /**
- * Cookie signing: key decoding, HKDF derivation, the MAC and its constant-time check.
+ * Cookie signing: HKDF derivation, the MAC and its constant-time check.
  */
 import * as Option from "effect/Option"
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto"
 
-/** @internal */
-export const MIN_KEY_BYTES = 32
-
-/** @internal */
-export const KEY_BYTES = 32
+export { decodeKey, generateKey, KEY_BYTES, MIN_KEY_BYTES } from "./signerKeys.js"
 
 /** The HKDF label: a key given to this library signs nothing the same way elsewhere. */
 const LABEL = "effect-sessions/cookie-signer/v1"
@@ -21,27 +17,6 @@ const MAC_LENGTH = 43
 
 /** Browsers keep cookies up to about 4 KiB; anything longer is not ours. */
 const MAX_COOKIE_VALUE = 4096
-
-const base64 = /^(?:[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2})$/
-
-/** @internal */
-export const decodeKey = (text: unknown): Buffer | undefined => {
-  if (typeof text !== "string") return undefined
-  const trimmed = text.trim()
-  if (!base64.test(trimmed)) return undefined
-  const body = trimmed.replace(/=+$/, "")
-  if (body.length % 4 === 1) return undefined
-  if (trimmed.length !== body.length && trimmed.length % 4 !== 0) return undefined
-  const bytes = Buffer.from(body, /[-_]/.test(body) ? "base64url" : "base64")
-  return bytes.length >= MIN_KEY_BYTES ? bytes : undefined
-}
-
-/** @internal */
-export const generateKey = (): string => {
-  const bytes = new Uint8Array(KEY_BYTES)
-  globalThis.crypto.getRandomValues(bytes)
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
-}
 
 const derive = (key: Buffer): Buffer => Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), LABEL, 32))
 
