@@ -1,0 +1,373 @@
+/**
+ * A session store on Redis (6.2 or newer) through ioredis, standalone or Redis Cluster.
+ *
+ * Each session is one string key, `<keyPrefix><SessionId>` (default prefix `session:`), holding
+ * `"<version>:<expiresAt>:<json>"`, with a Redis TTL set relative to the app's `Clock`
+ * (`PX expiresAt - now`), so expired sessions vanish without a cleanup job and a skewed clock cannot make
+ * Redis drop fresh keys. `load` is one `GET` and still judges expiry by the `Clock`. `create` and the
+ * compare-and-set `save` are server-side scripts registered with `defineCommand`; `delete` is `UNLINK`.
+ * Every command touches one key, so the store works unchanged on `ioredis.Cluster`. Nothing here ever
+ * sends `KEYS`.
+ *
+ * Connections the store opens itself (`layer`, `layerCluster`, `layerConfig`) run with the offline queue
+ * off, no replay of unanswered commands after a reconnect, and a `commandTimeout`: during an outage every
+ * operation fails fast with `Unavailable` instead of waiting, and no write is replayed later behind the
+ * app's back. They reconnect on their own and are closed when the layer's scope ends.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "effect-sessions/RedisStore"
+ * import { Config } from "effect"
+ *
+ * const StoreLive = RedisStore.layerConfig({
+ *   url: Config.redacted("REDIS_URL"),
+ *   keyPrefix: Config.succeed("myapp:session:")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import { Cluster, Redis } from "ioredis"
+import type { ClusterOptions as IoClusterOptions, RedisOptions } from "ioredis"
+import * as Internal from "./internal/redis.js"
+import type { SessionId } from "./SessionId.js"
+import * as SessionStore from "./SessionStore.js"
+import * as StoreError from "./StoreError.js"
+
+/**
+ * Options that shape the store over any client.
+ *
+ * @since 0.1.0
+ */
+export interface StoreOptions {
+  /** Prepended to every session id to make the key. Default `"session:"`. */
+  readonly keyPrefix?: string | undefined
+  /** Cap on a session's encoded JSON in UTF-8 bytes. Default 65,536 (64 KiB). */
+  readonly maxDataBytes?: number | undefined
+  /** Wrap each operation in a span. Default `true`. */
+  readonly spans?: boolean | undefined
+}
+
+/**
+ * Options of the connections the store opens itself.
+ *
+ * @since 0.1.0
+ */
+export interface ConnectionOptions extends StoreOptions {
+  /** How long one command may take before it fails with `Unavailable`. Default 2 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** How long connecting may take. Default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of `layer`: a standalone Redis.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends ConnectionOptions {
+  /**
+   * `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. Default `redis://127.0.0.1:6379`.
+   * Redacted: it may carry a password.
+   */
+  readonly url?: Redacted.Redacted | undefined
+}
+
+/**
+ * Options of `layerCluster`: a Redis Cluster.
+ *
+ * @since 0.1.0
+ */
+export interface ClusterOptions extends ConnectionOptions {
+  /** Some of the cluster's nodes; the rest are discovered. */
+  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  readonly username?: string | undefined
+  readonly password?: Redacted.Redacted | undefined
+}
+
+/**
+ * The default key prefix.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_KEY_PREFIX = "session:"
+
+/**
+ * The default command timeout of connections the store opens: 2 seconds.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_COMMAND_TIMEOUT: Duration.Duration = Duration.seconds(2)
+
+/**
+ * The default connect timeout of connections the store opens: 5 seconds.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_CONNECT_TIMEOUT: Duration.Duration = Duration.seconds(5)
+
+interface Scripts {
+  readonly [Internal.CREATE_COMMAND]: (key: string, value: string, now: string, ttl: string) => Promise<number>
+  readonly [Internal.SAVE_COMMAND]: (
+    key: string,
+    value: string,
+    version: string,
+    now: string,
+    ttl: string
+  ) => Promise<number>
+}
+
+/** Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. */
+const call = <A, B>(
+  method: StoreError.Method,
+  run: () => Promise<A>,
+  onReply: (reply: A) => Effect.Effect<B, StoreError.StoreError>
+): Effect.Effect<B, StoreError.StoreError> =>
+  Effect.async<B, StoreError.StoreError>((resume) => {
+    let promise: Promise<A>
+    try {
+      promise = run()
+    } catch (error) {
+      resume(Effect.fail(Internal.toStoreError(method, error)))
+      return
+    }
+    promise.then(
+      (reply) => resume(onReply(reply)),
+      (error) => resume(Effect.fail(Internal.toStoreError(method, error)))
+    )
+  })
+
+const scriptFailure = (method: "create" | "save", reply: number): StoreError.StoreError => {
+  switch (reply) {
+    case Internal.Reply.Taken:
+      return StoreError.make(method === "create" ? "Collision" : "Conflict", method)
+    case Internal.Reply.Gone:
+      return StoreError.make("Gone", method)
+    case Internal.Reply.Malformed:
+      return StoreError.rule("Decode", method, "stored value has no version:expiresAt head")
+    default:
+      return StoreError.rule("Decode", method, "unexpected script reply")
+  }
+}
+
+/**
+ * `make` builds the store over a client the caller owns, standalone or `Cluster`, registering its two
+ * scripts on it with `defineCommand`. The store never closes that client.
+ *
+ * Warning: ioredis's defaults queue commands while disconnected and replay unanswered ones after a
+ * reconnect. On such a client an outage makes operations wait (up to `maxRetriesPerRequest` reconnects)
+ * instead of failing, and a write the app already saw fail can still land later. For fail-fast behaviour
+ * give the client `enableOfflineQueue: false`, `autoResendUnfulfilledCommands: false` and a
+ * `commandTimeout` (what `layer` does), or let the store open its own connection.
+ *
+ * @since 0.1.0
+ */
+export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
+  Effect.sync(() => {
+    const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
+    client.defineCommand(Internal.CREATE_COMMAND, { numberOfKeys: 1, lua: Internal.createScript })
+    client.defineCommand(Internal.SAVE_COMMAND, { numberOfKeys: 1, lua: Internal.saveScript })
+    const scripts = client as unknown as Scripts
+
+    const backend: SessionStore.Backend = {
+      name: "RedisStore",
+      system: "redis",
+      create: (record, json, now) =>
+        call(
+          "create",
+          () =>
+            scripts[Internal.CREATE_COMMAND](
+              prefix + record.id,
+              Internal.encodeValue(record.version, record.expiresAt, json),
+              String(now),
+              String(Internal.ttlMillis(record.expiresAt, now))
+            ),
+          (reply) => reply === Internal.Reply.Written ? Effect.succeed(record) : Effect.fail(scriptFailure("create", reply))
+        ),
+      save: (record, json, now) =>
+        call(
+          "save",
+          () =>
+            scripts[Internal.SAVE_COMMAND](
+              prefix + record.id,
+              Internal.encodeValue(record.version + 1, record.expiresAt, json),
+              String(record.version),
+              String(now),
+              String(Internal.ttlMillis(record.expiresAt, now))
+            ),
+          (reply) =>
+            reply === Internal.Reply.Written
+              ? Effect.succeed({ id: record.id, data: record.data, expiresAt: record.expiresAt, version: record.version + 1 })
+              : Effect.fail(scriptFailure("save", reply))
+        ),
+      load: (id: SessionId, now) =>
+        call("load", () => client.get(prefix + id), (value) => {
+          if (value === null) return Effect.succeed(Option.none())
+          const decoded = Internal.decodeValue(id, value, now)
+          switch (decoded._tag) {
+            case "Live":
+              return Effect.succeed(Option.some(decoded.record))
+            case "Expired":
+              return Effect.succeed(Option.none())
+            case "Malformed":
+              return Effect.fail(StoreError.rule("Decode", "load", decoded.rule))
+          }
+        }),
+      delete: (id: SessionId) => call("delete", () => client.unlink(prefix + id), () => Effect.void)
+    }
+    return SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
+  })
+
+/**
+ * `layerClient` provides the store over a client the app owns and closes itself. See `make` for the
+ * retry-queue risk of ioredis's defaults.
+ *
+ * @since 0.1.0
+ */
+export const layerClient = (client: Redis | Cluster, options?: StoreOptions): Layer.Layer<SessionStore.SessionStore> =>
+  Layer.effect(SessionStore.SessionStore, make(client, options))
+
+const millis = (d: Duration.DurationInput | undefined, fallback: Duration.Duration): number =>
+  Math.max(1, Math.round(Duration.toMillis(d ?? fallback)))
+
+/** Reconnect backoff of owned connections: 100 ms more per attempt, at most 1 s. */
+const retryDelay = (attempt: number): number => Math.min(attempt * 100, 1_000)
+
+/** What owned connections share: fail fast, never replay. */
+const failFast = (options: ConnectionOptions): RedisOptions => ({
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: millis(options.commandTimeout, DEFAULT_COMMAND_TIMEOUT),
+  connectTimeout: millis(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT)
+})
+
+type Client = Redis | Cluster
+
+/**
+ * Logs connection trouble of an owned client by name and code only: a warning when a working connection
+ * breaks, a note when it is back, and the rest at debug level.
+ */
+const watch = (client: Client): Effect.Effect<void> =>
+  Effect.map(Effect.runtime<never>(), (runtime) => {
+    const log = Runtime.runFork(runtime)
+    let healthy = true
+    client.on("error", (error: unknown) => {
+      const cause = StoreError.redact(error)
+      const message = "effect-sessions: RedisStore connection error"
+      const annotated = (effect: Effect.Effect<void>) =>
+        effect.pipe(Effect.annotateLogs({ name: cause.name, code: cause.code ?? "none" }))
+      log(annotated(healthy ? Effect.logWarning(message) : Effect.logDebug(message)))
+      healthy = false
+    })
+    client.on("ready", () => {
+      if (!healthy) log(Effect.logInfo("effect-sessions: RedisStore connection ready again"))
+      healthy = true
+    })
+  })
+
+/** Quits gracefully (pending replies first), or drops the connection if that fails; resolves once closed. */
+const close = (client: Client): Promise<void> =>
+  new Promise((resolve) => {
+    if (client.status === "end") return resolve()
+    client.once("end", () => resolve())
+    client.quit().catch(() => client.disconnect())
+  })
+
+const open = <C extends Client>(
+  build: () => C,
+  options: ConnectionOptions
+): Effect.Effect<C, StoreError.StoreError, Scope.Scope> => {
+  const limit = millis(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT) +
+    millis(options.commandTimeout, DEFAULT_COMMAND_TIMEOUT)
+  return Effect.acquireRelease(
+    Effect.suspend(() => {
+      const client = build()
+      const connect = call("connect", () => client.connect(), () => Effect.succeed(client)).pipe(
+        Effect.timeoutFail({
+          duration: limit,
+          onTimeout: () => Internal.toStoreError("connect", new Error("Command timed out"))
+        }),
+        Effect.tapError(() => Effect.sync(() => client.disconnect()))
+      )
+      return Effect.zipRight(watch(client), connect)
+    }),
+    (client) => Effect.promise(() => close(client))
+  )
+}
+
+/**
+ * `connect` opens a standalone connection with the store's fail-fast settings, closed when the scope ends.
+ * It fails with `Unavailable` (method `connect`) when Redis cannot be reached.
+ *
+ * @since 0.1.0
+ */
+export const connect = (options?: Options): Effect.Effect<Redis, StoreError.StoreError, Scope.Scope> =>
+  open(
+    () =>
+      new Redis(
+        options?.url !== undefined ? Redacted.value(options.url) : "redis://127.0.0.1:6379",
+        { ...failFast(options ?? {}), lazyConnect: true, retryStrategy: retryDelay }
+      ),
+    options ?? {}
+  )
+
+/**
+ * `connectCluster` opens a Redis Cluster client with the store's fail-fast settings, closed when the scope ends.
+ *
+ * @since 0.1.0
+ */
+export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, StoreError.StoreError, Scope.Scope> =>
+  Effect.suspend(() => {
+    const clusterOptions: IoClusterOptions = {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      clusterRetryStrategy: retryDelay,
+      redisOptions: {
+        ...failFast(options),
+        ...(options.username !== undefined ? { username: options.username } : {}),
+        ...(options.password !== undefined ? { password: Redacted.value(options.password) } : {})
+      }
+    }
+    return open(
+      () => new Cluster(options.nodes.map((node) => ({ host: node.host, port: node.port })), clusterOptions),
+      options
+    )
+  })
+
+/**
+ * `layer` connects to a standalone Redis and provides the store; the connection is closed when the layer is
+ * released. Construction fails with `Unavailable` when Redis cannot be reached.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError> =>
+  Layer.scoped(SessionStore.SessionStore, Effect.flatMap(connect(options), (client) => make(client, options)))
+
+/**
+ * `layerCluster` connects to a Redis Cluster and provides the store; the client is closed when the layer is
+ * released.
+ *
+ * @since 0.1.0
+ */
+export const layerCluster = (options: ClusterOptions): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError> =>
+  Layer.scoped(SessionStore.SessionStore, Effect.flatMap(connectCluster(options), (client) => make(client, options)))
+
+/**
+ * `layerConfig` is `layer` with its options read from configuration, e.g. `url: Config.redacted("REDIS_URL")`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
