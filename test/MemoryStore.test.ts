@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Option, TestClock } from "effect"
 import { MemoryStore, SessionData, SessionId, SessionStore, SessionToken } from "effect-sessions"
+import { runContractSuite } from "effect-sessions/testing"
 
 const freshId = () => SessionId.fromToken(SessionToken.unsafeGenerate())
 
@@ -28,3 +29,5 @@ describe("MemoryStore", () => {
       assert.strictEqual(yield* MemoryStore.size, 0)
     }).pipe(Effect.provide(MemoryStore.layer())))
 })
+
+runContractSuite("MemoryStore contract", MemoryStore.layer())
