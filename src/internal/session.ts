@@ -1,0 +1,699 @@
+/**
+ * The per-request session: lazy load, change set, commit with merge, cookie decision.
+ *
+ * One `RequestSession` is made per request by the middleware. All of its mutable state is touched only
+ * between yields (JavaScript runs one fiber step at a time), so concurrent fibers of one request see one
+ * session without locks; the one load is shared through a `Deferred`, commits are serialised by a semaphore.
+ *
+ * @internal
+ */
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Schema from "effect/Schema"
+import type { Signer } from "../CookieSigner.js"
+import * as Expiry from "../Expiry.js"
+import type * as SessionStore from "../SessionStore.js"
+import * as SessionData from "../SessionData.js"
+import * as SessionId from "../SessionId.js"
+import type * as SessionRecord from "../SessionRecord.js"
+import * as SessionToken from "../SessionToken.js"
+import * as StoreError from "../StoreError.js"
+import { META_KEY, type Service as SessionService, sessionError, type SessionError } from "../Session.js"
+import * as Cookie from "./cookie.js"
+
+/** The resolved configuration shared by every request. */
+export interface Config {
+  readonly store: SessionStore.Service
+  readonly cookie: Cookie.ResolvedCookie
+  readonly signer: Signer | undefined
+  readonly expiry: Expiry.Expiry
+  readonly sessionEndLifetimeMs: number
+  /** `undefined`: half the sliding lifetime. */
+  readonly refreshAfterMs: number | undefined
+  readonly absoluteLifetimeMs: number | undefined
+  readonly mergeDeadlineMs: number
+  /** `undefined`: the store's own cap applies. */
+  readonly maxDataBytes: number | undefined
+}
+
+/** Longest raw cookie value looked at; anything longer is no session (a signed token is far shorter). */
+const MAX_COOKIE_CHARS = 512
+/** Attempts at drawing a token that no live session holds. */
+const CREATE_ATTEMPTS = 8
+/** Base and cap of the jittered backoff between merge attempts. */
+const BACKOFF_BASE_MS = 2
+const BACKOFF_CAP_MS = 64
+
+type Change = { readonly op: "set"; readonly value: SessionData.JsonValue } | { readonly op: "remove" }
+const REMOVE: Change = { op: "remove" }
+
+interface Meta {
+  readonly createdAt: number | undefined
+  readonly expiry: Expiry.Expiry | undefined
+}
+
+const NO_META: Meta = { createdAt: undefined, expiry: undefined }
+
+type CookieAction =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Set"; readonly token: SessionToken.SessionToken; readonly maxAge: number | undefined }
+  | { readonly _tag: "Remove" }
+
+const NONE: CookieAction = { _tag: "None" }
+const REMOVE_COOKIE: CookieAction = { _tag: "Remove" }
+
+interface Snapshot {
+  readonly changes: ReadonlyMap<string, Change>
+  readonly cleared: boolean
+  readonly clearGen: number
+  readonly expiryChange: Expiry.Expiry | undefined
+  readonly cycled: boolean
+}
+
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k)
+
+const isNonNegInt = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 0
+
+const encodeExpiry = (e: Expiry.Expiry): SessionData.JsonValue => {
+  switch (e._tag) {
+    case "OnSessionEnd":
+      return { _tag: "OnSessionEnd" }
+    case "OnInactivity":
+      return { _tag: "OnInactivity", duration: Math.max(0, Math.floor(Duration.toMillis(e.duration))) }
+    case "AtDateTime":
+      return { _tag: "AtDateTime", at: Math.floor(e.at) }
+  }
+}
+
+const decodeExpiry = (u: unknown): Expiry.Expiry | undefined => {
+  if (typeof u !== "object" || u === null) return undefined
+  const o = u as Record<string, unknown>
+  switch (o._tag) {
+    case "OnSessionEnd":
+      return Expiry.OnSessionEnd
+    case "OnInactivity":
+      return isNonNegInt(o.duration) ? Expiry.OnInactivity(Duration.millis(o.duration)) : undefined
+    case "AtDateTime":
+      return typeof o.at === "number" && Number.isSafeInteger(o.at) ? Expiry.AtDateTime(o.at) : undefined
+    default:
+      return undefined
+  }
+}
+
+/** `readMeta` reads the library's metadata from stored data; anything malformed reads as absent. */
+export const readMeta = (data: SessionData.SessionData | undefined): Meta => {
+  if (data === undefined || !hasOwn(data, META_KEY)) return NO_META
+  const raw = data[META_KEY]
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return NO_META
+  const o = raw as Record<string, unknown>
+  return {
+    createdAt: isNonNegInt(o.createdAt) ? o.createdAt : undefined,
+    expiry: decodeExpiry(o.expiry)
+  }
+}
+
+const writeMeta = (meta: Meta): SessionData.JsonValue => {
+  const out: Record<string, SessionData.JsonValue> = Object.create(null)
+  if (meta.createdAt !== undefined) out.createdAt = meta.createdAt
+  if (meta.expiry !== undefined) out.expiry = encodeExpiry(meta.expiry)
+  return out
+}
+
+const hasUserKeys = (data: SessionData.SessionData): boolean => {
+  for (const k in data) {
+    if (k !== META_KEY) return true
+  }
+  return false
+}
+
+const storeFailure = (e: StoreError.StoreError): SessionError => sessionError("Store", e)
+
+/** `schemaIssue` is a redacted account of a schema failure: the key and the kind of issue, never the value. */
+const schemaIssue = (key: string, what: "decode" | "encode") =>
+  new Error(`session value under key ${JSON.stringify(key.slice(0, 64))} failed to ${what} with its schema`)
+
+type SaveOutcome =
+  | { readonly _tag: "Saved"; readonly record: SessionRecord.SessionRecord }
+  | { readonly _tag: "Gone" }
+
+/**
+ * The session of one request.
+ */
+export class RequestSession implements SessionService {
+  // incoming cookie
+  private tokenResolved = false
+  private incomingToken: SessionToken.SessionToken | undefined = undefined
+  private reissue = false
+  // load
+  private phase: "idle" | "loading" | "loaded" = "idle"
+  private loading: Deferred.Deferred<void, StoreError.StoreError> | undefined = undefined
+  private epoch = 0
+  // the record this request works against, and the token that reaches it
+  private record: SessionRecord.SessionRecord | undefined = undefined
+  private token: SessionToken.SessionToken | undefined = undefined
+  // change set
+  private changes = new Map<string, Change>()
+  private cleared = false
+  private clearGen = 0
+  private expiryChange: Expiry.Expiry | undefined = undefined
+  private cycled = false
+  private flushId: SessionId.SessionId | undefined = undefined
+  // outcome
+  private cookie: CookieAction = NONE
+  private failed = false
+  private finished = false
+  private semaphore: Effect.Semaphore | undefined = undefined
+
+  constructor(readonly config: Config, readonly rawCookie: string | undefined) {}
+
+  // ---------------------------------------------------------------------------
+  // incoming token and load
+  // ---------------------------------------------------------------------------
+
+  private resolveToken(): SessionToken.SessionToken | undefined {
+    if (this.tokenResolved) return this.incomingToken
+    this.tokenResolved = true
+    const raw = this.rawCookie
+    if (raw === undefined || raw.length === 0 || raw.length > MAX_COOKIE_CHARS) return undefined
+    let value = raw
+    const signer = this.config.signer
+    if (signer !== undefined) {
+      const verified = signer.verify(this.config.cookie.name, raw)
+      if (Option.isNone(verified)) return undefined
+      value = verified.value.value
+      this.reissue = verified.value.reissue
+    }
+    if (!SessionToken.isSessionToken(value)) {
+      this.reissue = false
+      return undefined
+    }
+    this.incomingToken = value
+    return value
+  }
+
+  private readonly load: Effect.Effect<void, StoreError.StoreError> = Effect.suspend(() => {
+    if (this.phase === "loaded") return Effect.void
+    if (this.phase === "loading" && this.loading !== undefined) return Deferred.await(this.loading)
+    const token = this.resolveToken()
+    if (token === undefined) {
+      this.phase = "loaded"
+      return Effect.void
+    }
+    const deferred = Deferred.unsafeMake<void, StoreError.StoreError>(FiberId.none)
+    this.loading = deferred
+    this.phase = "loading"
+    const epoch = this.epoch
+    return this.config.store.load(SessionId.fromToken(token)).pipe(
+      Effect.map((found) => {
+        if (this.epoch === epoch) {
+          if (Option.isSome(found)) {
+            this.record = found.value
+            this.token = token
+          }
+          this.phase = "loaded"
+        }
+      }),
+      Effect.tapErrorCause(() =>
+        Effect.sync(() => {
+          if (this.epoch === epoch) this.phase = "idle"
+        })
+      ),
+      Effect.exit,
+      Effect.flatMap((exit) => Effect.zipRight(Deferred.done(deferred, exit), exit)),
+      Effect.uninterruptible
+    )
+  })
+
+  private readonly loaded: Effect.Effect<void, SessionError> = Effect.mapError(this.load, storeFailure)
+
+  // ---------------------------------------------------------------------------
+  // reading
+  // ---------------------------------------------------------------------------
+
+  private lookup(key: string): SessionData.JsonValue | undefined {
+    const change = this.changes.get(key)
+    if (change !== undefined) return change.op === "set" ? change.value : undefined
+    if (this.cleared || this.record === undefined) return undefined
+    const data = this.record.data
+    return hasOwn(data, key) ? data[key] : undefined
+  }
+
+  private meta(): Meta {
+    const stored = readMeta(this.record?.data)
+    return this.expiryChange === undefined ? stored : { createdAt: stored.createdAt, expiry: this.expiryChange }
+  }
+
+  private expiryOf(meta: Meta): Expiry.Expiry {
+    return meta.expiry ?? this.config.expiry
+  }
+
+  private expiresAtOf(meta: Meta, now: number): number {
+    const absolute = this.config.absoluteLifetimeMs
+    return Expiry.expiresAt(this.expiryOf(meta), now, {
+      sessionEndLifetime: Duration.millis(this.config.sessionEndLifetimeMs),
+      absoluteDeadline: absolute === undefined ? undefined : (meta.createdAt ?? now) + absolute
+    })
+  }
+
+  /** The lifetime a sliding expiry slides by, or `undefined` for a fixed one. */
+  private slidingMs(expiry: Expiry.Expiry): number | undefined {
+    switch (expiry._tag) {
+      case "OnSessionEnd":
+        return this.config.sessionEndLifetimeMs
+      case "OnInactivity":
+        return Duration.toMillis(expiry.duration)
+      case "AtDateTime":
+        return undefined
+    }
+  }
+
+  get id(): Effect.Effect<Option.Option<SessionId.SessionId>, SessionError> {
+    return Effect.map(this.loaded, () => (this.record === undefined ? Option.none() : Option.some(this.record.id)))
+  }
+
+  get: SessionService["get"] = ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
+    Effect.flatMap(this.loaded, () => {
+      if (key === META_KEY) return Effect.succeed(Option.none())
+      const value = this.lookup(key)
+      if (value === undefined) return Effect.succeed(Option.none())
+      if (schema === undefined) return Effect.succeed(Option.some(value))
+      return Effect.mapBoth(Schema.decodeUnknown(schema)(value), {
+        onFailure: () => sessionError("Decode", schemaIssue(key, "decode")),
+        onSuccess: Option.some
+      })
+    })) as SessionService["get"]
+
+  get keys(): Effect.Effect<ReadonlyArray<string>, SessionError> {
+    return Effect.map(this.loaded, () => this.currentKeys())
+  }
+
+  private currentKeys(): Array<string> {
+    const out = new Set<string>()
+    if (!this.cleared && this.record !== undefined) {
+      for (const k of Object.keys(this.record.data)) if (k !== META_KEY) out.add(k)
+    }
+    for (const [k, c] of this.changes) {
+      if (c.op === "set") out.add(k)
+      else out.delete(k)
+    }
+    return Array.from(out)
+  }
+
+  get isEmpty(): Effect.Effect<boolean, SessionError> {
+    return Effect.map(this.loaded, () => this.currentKeys().length === 0)
+  }
+
+  get expiry(): Effect.Effect<Expiry.Expiry, SessionError> {
+    return Effect.map(this.loaded, () => this.expiryOf(this.meta()))
+  }
+
+  get expiresAt(): Effect.Effect<number, SessionError> {
+    return Effect.flatMap(this.loaded, () =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const record = this.record
+        const meta = this.meta()
+        if (record === undefined || this.isDirty()) return this.expiresAtOf(meta, now)
+        const sliding = this.slidingMs(this.expiryOf(meta))
+        if (sliding === undefined) return record.expiresAt
+        const next = this.expiresAtOf(meta, now)
+        return record.expiresAt - now < this.refreshAfterMs(sliding) && next > record.expiresAt ? next : record.expiresAt
+      }))
+  }
+
+  private refreshAfterMs(slidingMs: number): number {
+    return this.config.refreshAfterMs ?? slidingMs / 2
+  }
+
+  private isDirty(): boolean {
+    return this.changes.size > 0 || this.cleared || this.expiryChange !== undefined || this.cycled
+  }
+
+  // ---------------------------------------------------------------------------
+  // writing
+  // ---------------------------------------------------------------------------
+
+  insert: SessionService["insert"] = ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) => {
+    if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
+    const encoded: Effect.Effect<unknown, SessionError> = schema === undefined
+      ? Effect.succeed(value)
+      : Effect.mapError(Schema.encode(schema)(value), () => sessionError("Encode", schemaIssue(key, "encode")))
+    return Effect.flatMap(encoded, (json) => {
+      const rule = SessionData.validate({ [key]: json })
+      if (rule !== undefined) return Effect.fail(sessionError("Encode", new Error(rule)))
+      return Effect.map(this.loaded, () => {
+        this.changes.set(key, { op: "set", value: json as SessionData.JsonValue })
+      })
+    })
+  }) as SessionService["insert"]
+
+  remove = (key: string): Effect.Effect<void, SessionError> => {
+    if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
+    return Effect.map(this.loaded, () => {
+      this.changes.set(key, REMOVE)
+    })
+  }
+
+  get clear(): Effect.Effect<void, SessionError> {
+    return Effect.map(this.loaded, () => {
+      this.changes.clear()
+      this.cleared = true
+      this.clearGen++
+    })
+  }
+
+  get flush(): Effect.Effect<void, SessionError> {
+    return Effect.sync(() => {
+      const token = this.token ?? this.resolveToken()
+      const id = this.record?.id ?? (token === undefined ? undefined : SessionId.fromToken(token))
+      if (id !== undefined) this.flushId = id
+      this.epoch++
+      this.phase = "loaded"
+      this.loading = undefined
+      this.record = undefined
+      this.token = undefined
+      this.changes.clear()
+      this.cleared = false
+      this.clearGen++
+      this.expiryChange = undefined
+      this.cycled = false
+      this.reissue = false
+      // A cookie reached us (or we set one earlier in this request): it must go.
+      if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
+    })
+  }
+
+  get cycleId(): Effect.Effect<void, SessionError> {
+    return Effect.map(this.loaded, () => {
+      this.cycled = true
+    })
+  }
+
+  setExpiry = (expiry: Expiry.Expiry): Effect.Effect<void, SessionError> =>
+    Effect.map(this.loaded, () => {
+      this.expiryChange = expiry
+    })
+
+  get save(): Effect.Effect<void, SessionError> {
+    return Effect.mapError(this.commit, (e) => sessionError(e.reason === "Encode" ? "Encode" : "Store", e))
+  }
+
+  // ---------------------------------------------------------------------------
+  // commit
+  // ---------------------------------------------------------------------------
+
+  private get commit(): Effect.Effect<void, StoreError.StoreError> {
+    const semaphore = this.semaphore ?? (this.semaphore = Effect.unsafeMakeSemaphore(1))
+    return semaphore.withPermits(1)(Effect.suspend(() => this.commitUnsafe()))
+  }
+
+  private snapshot(): Snapshot {
+    return {
+      changes: new Map(this.changes),
+      cleared: this.cleared,
+      clearGen: this.clearGen,
+      expiryChange: this.expiryChange,
+      cycled: this.cycled
+    }
+  }
+
+  /** `consume` forgets the changes a successful commit wrote (not those made while it ran). */
+  private consume(snapshot: Snapshot): void {
+    for (const [k, c] of snapshot.changes) {
+      if (this.changes.get(k) === c) this.changes.delete(k)
+    }
+    if (this.clearGen === snapshot.clearGen) this.cleared = false
+    if (this.expiryChange === snapshot.expiryChange) this.expiryChange = undefined
+    if (snapshot.cycled) this.cycled = false
+  }
+
+  /** `build` applies a change set onto a base record's data (the merge), with fresh metadata. */
+  private build(base: SessionData.SessionData | undefined, snapshot: Snapshot, now: number): {
+    readonly data: SessionData.SessionData
+    readonly meta: Meta
+  } {
+    const out: Record<string, SessionData.JsonValue> = Object.create(null)
+    if (base !== undefined && !snapshot.cleared) {
+      for (const k of Object.keys(base)) if (k !== META_KEY) out[k] = base[k]
+    }
+    for (const [k, c] of snapshot.changes) {
+      if (c.op === "set") out[k] = c.value
+      else delete out[k]
+    }
+    const stored = readMeta(base)
+    const meta: Meta = { createdAt: stored.createdAt ?? now, expiry: snapshot.expiryChange ?? stored.expiry }
+    out[META_KEY] = writeMeta(meta)
+    return { data: out, meta }
+  }
+
+  private checkSize(data: SessionData.SessionData, method: "create" | "save"): Effect.Effect<void, StoreError.StoreError> {
+    const max = this.config.maxDataBytes
+    if (max === undefined) return Effect.void
+    const encoded = SessionData.encode(data, max)
+    return Either.isLeft(encoded) ? Effect.fail(StoreError.rule("Encode", method, encoded.left)) : Effect.void
+  }
+
+  private setCookie(meta: Meta, expiresAt: number, now: number, token: SessionToken.SessionToken): void {
+    this.cookie = { _tag: "Set", token, maxAge: Expiry.maxAgeSeconds(this.expiryOf(meta), expiresAt, now) }
+  }
+
+  /** `createFresh` creates the record under a freshly drawn token; on `Collision` it draws again. */
+  private createFresh(
+    data: SessionData.SessionData,
+    expiresAt: number
+  ): Effect.Effect<{ readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken }, StoreError.StoreError> {
+    const attempt = (n: number): Effect.Effect<
+      { readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken },
+      StoreError.StoreError
+    > =>
+      Effect.flatMap(SessionToken.generate, (token) =>
+        this.config.store.create({ id: SessionId.fromToken(token), data, expiresAt, version: 1 }).pipe(
+          Effect.map((record) => ({ record, token })),
+          Effect.catchIf(
+            (e) => e.reason === "Collision" && n + 1 < CREATE_ATTEMPTS,
+            () => attempt(n + 1)
+          )
+        ))
+    return Effect.flatMap(this.checkSize(data, "create"), () => attempt(0))
+  }
+
+  /** `ended` forgets the session after it ended elsewhere (`Gone`) and plans a removal cookie. */
+  private ended(): void {
+    this.record = undefined
+    this.token = undefined
+    this.changes.clear()
+    this.cleared = false
+    this.clearGen++
+    this.expiryChange = undefined
+    this.cycled = false
+    this.reissue = false
+    this.cookie = REMOVE_COOKIE
+  }
+
+  /** `casSave` saves the change set onto `base`; on `Conflict` it reloads, re-applies and retries until the deadline. */
+  private casSave(base: SessionRecord.SessionRecord, snapshot: Snapshot, deadline: number, attempt: number): Effect.Effect<
+    SaveOutcome,
+    StoreError.StoreError
+  > {
+    const store = this.config.store
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const { data, meta } = this.build(base.data, snapshot, now)
+      const expiresAt = this.expiresAtOf(meta, now)
+      if (expiresAt <= now) {
+        // Its time is up (absolute lifetime, a past `AtDateTime`): end it instead of storing a dead record.
+        return Effect.as(store.delete(base.id), { _tag: "Gone" } as const)
+      }
+      return this.checkSize(data, "save").pipe(
+        Effect.zipRight(store.save({ id: base.id, data, expiresAt, version: base.version })),
+        Effect.map((record): SaveOutcome => ({ _tag: "Saved", record })),
+        Effect.catchIf(
+          (e) => e.reason === "Gone",
+          () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })
+        ),
+        Effect.catchIf(
+          (e) => e.reason === "Conflict",
+          (conflict) =>
+            Effect.flatMap(Clock.currentTimeMillis, (t) => {
+              if (t >= deadline) return Effect.fail(conflict)
+              const cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 10))
+              return Random.nextIntBetween(0, cap + 1).pipe(
+                Effect.flatMap((ms) => Effect.sleep(Duration.millis(Math.min(ms, Math.max(0, deadline - t))))),
+                Effect.zipRight(store.load(base.id)),
+                Effect.flatMap((latest) =>
+                  Option.isNone(latest)
+                    ? Effect.succeed<SaveOutcome>({ _tag: "Gone" })
+                    : this.casSave(latest.value, snapshot, deadline, attempt + 1)
+                )
+              )
+            })
+        )
+      )
+    })
+  }
+
+  private commitUnsafe(): Effect.Effect<void, StoreError.StoreError> {
+    return Effect.gen(this, function*() {
+      const store = this.config.store
+      if (this.flushId !== undefined) {
+        yield* store.delete(this.flushId)
+        this.flushId = undefined
+      }
+      if (this.phase === "idle") {
+        // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
+        if (this.config.signer === undefined || this.rawCookie === undefined) return
+        this.resolveToken()
+        if (!this.reissue) return
+        yield* this.load
+      }
+      const now = yield* Clock.currentTimeMillis
+      const record = this.record
+      const snapshot = this.snapshot()
+
+      if (record === undefined) {
+        const { data, meta } = this.build(undefined, snapshot, now)
+        const expiresAt = this.expiresAtOf(meta, now)
+        if (!hasUserKeys(data) || expiresAt <= now) {
+          // An empty session that was never stored is never stored and sets no cookie.
+          this.consume(snapshot)
+          return
+        }
+        const created = yield* this.createFresh(data, expiresAt)
+        this.record = created.record
+        this.token = created.token
+        this.consume(snapshot)
+        this.setCookie(meta, created.record.expiresAt, now, created.token)
+        return
+      }
+
+      if (snapshot.cycled) {
+        // Fixation defence: the data under a new token first, and only then the old record deleted.
+        const { data, meta } = this.build(record.data, snapshot, now)
+        const expiresAt = this.expiresAtOf(meta, now)
+        if (expiresAt <= now) {
+          yield* store.delete(record.id)
+          this.ended()
+          return
+        }
+        const created = yield* this.createFresh(data, expiresAt)
+        yield* store.delete(record.id)
+        this.record = created.record
+        this.token = created.token
+        this.reissue = false
+        this.consume(snapshot)
+        this.setCookie(meta, created.record.expiresAt, now, created.token)
+        return
+      }
+
+      const token = this.token!
+      if (this.changes.size > 0 || snapshot.cleared || snapshot.expiryChange !== undefined) {
+        const outcome = yield* this.casSave(record, snapshot, now + this.config.mergeDeadlineMs, 0)
+        if (outcome._tag === "Gone") {
+          this.ended()
+          return
+        }
+        const saved = outcome.record
+        this.record = saved
+        this.consume(snapshot)
+        const meta = readMeta(saved.data)
+        const fixed = this.expiryOf(meta)._tag === "OnSessionEnd"
+        if (snapshot.expiryChange !== undefined || this.reissue || (!fixed && saved.expiresAt !== record.expiresAt)) {
+          this.setCookie(meta, saved.expiresAt, yield* Clock.currentTimeMillis, token)
+          this.reissue = false
+        }
+        return
+      }
+
+      // Read-only: refresh a sliding expiry only once its remaining life is below `refreshAfter`.
+      const meta = readMeta(record.data)
+      const expiry = this.expiryOf(meta)
+      const sliding = this.slidingMs(expiry)
+      if (sliding !== undefined && record.expiresAt - now < this.refreshAfterMs(sliding)) {
+        const expiresAt = this.expiresAtOf(meta, now)
+        if (expiresAt > record.expiresAt) {
+          const outcome = yield* store.save({ ...record, expiresAt }).pipe(
+            Effect.map((saved): SaveOutcome | undefined => ({ _tag: "Saved", record: saved })),
+            Effect.catchIf((e) => e.reason === "Gone", () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })),
+            // Another request wrote the session meanwhile, which refreshed it: nothing to do.
+            Effect.catchIf((e) => e.reason === "Conflict", () => Effect.succeed(undefined))
+          )
+          if (outcome?._tag === "Gone") {
+            this.ended()
+            return
+          }
+          if (outcome !== undefined) {
+            this.record = outcome.record
+            if (expiry._tag !== "OnSessionEnd" || this.reissue) {
+              this.setCookie(meta, outcome.record.expiresAt, now, token)
+              this.reissue = false
+            }
+            return
+          }
+        }
+      }
+      if (this.reissue) {
+        this.setCookie(meta, record.expiresAt, now, token)
+        this.reissue = false
+      }
+    })
+  }
+
+  // ---------------------------------------------------------------------------
+  // the response
+  // ---------------------------------------------------------------------------
+
+  private applyCookie(response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse {
+    if (this.failed) return response
+    const action = this.cookie
+    switch (action._tag) {
+      case "None":
+        return response
+      case "Remove":
+        return Cookie.remove(response, this.config.cookie)
+      case "Set": {
+        const signer = this.config.signer
+        const value = signer === undefined ? action.token : signer.sign(this.config.cookie.name, action.token)
+        return Cookie.set(response, this.config.cookie, value, action.maxAge)
+      }
+    }
+  }
+
+  /**
+   * The pre-response handler: commits once (not on a 5xx), then writes the cookie. It may run twice
+   * (again on a 500 produced after it): the second run commits nothing more. It never fails: a store
+   * failure becomes an opaque 500, logged by reason and method only.
+   */
+  readonly onResponse: HttpApp.PreResponseHandler = (_request, response) => {
+    if (response.status >= 500 || this.finished) return Effect.succeed(this.applyCookie(response))
+    if (
+      this.phase === "idle" && this.flushId === undefined && this.cookie._tag === "None" &&
+      (this.config.signer === undefined || this.rawCookie === undefined)
+    ) {
+      this.finished = true
+      return Effect.succeed(response)
+    }
+    this.finished = true
+    return this.commit.pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => {
+        if (Exit.isSuccess(exit)) return Effect.succeed(this.applyCookie(response))
+        this.failed = true
+        const failure = Cause.failureOption(exit.cause)
+        const log = Option.isSome(failure)
+          ? Effect.logError("effect-sessions: session commit failed; responding 500").pipe(
+            Effect.annotateLogs({ reason: failure.value.reason, method: failure.value.method })
+          )
+          : Effect.logError("effect-sessions: session commit died; responding 500")
+        return Effect.as(log, HttpServerResponse.empty({ status: 500 }))
+      })
+    )
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Test support: a real HTTP server on a random loopback port, and a `fetch` client with a cookie jar.
+ *
+ * ```ts
+ * it.live("counter", () =>
+ *   Effect.gen(function*() {
+ *     const url = yield* serve(app)            // scoped: the server stops with the test
+ *     const client = makeClient(url)
+ *     const reply = yield* client.get("/count")
+ *     assert.strictEqual(reply.status, 200)
+ *     assert.strictEqual(reply.cookie("__Host-session")?.attributes["max-age"], undefined)
+ *   }).pipe(Effect.scoped, Effect.provide(layer)))
+ * ```
+ *
+ * The jar keeps one value per cookie name (one host, so domain and path are not modelled), applies
+ * `Max-Age<=0` as removal, and sends `Secure` cookies over plain HTTP to 127.0.0.1 as browsers do for
+ * loopback hosts.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { createServer } from "node:http"
+
+/** `serve(app)` serves `app` on 127.0.0.1 on a random port for the life of the scope and succeeds with its base URL. */
+export const serve = <E, R>(
+  app: HttpApp.Default<E, R>
+): Effect.Effect<string, never, Scope.Scope | Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>> =>
+  Effect.gen(function*() {
+    const server = yield* Effect.orDie(NodeHttpServer.make(() => createServer(), { port: 0, host: "127.0.0.1" }))
+    yield* server.serve(app)
+    const address = server.address
+    if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("expected a TCP address")
+    return `http://127.0.0.1:${address.port}`
+  })
+
+/** One `Set-Cookie` header, parsed. Attribute names are lower-cased; flags map to `true`. */
+export interface SetCookie {
+  readonly raw: string
+  readonly name: string
+  readonly value: string
+  readonly attributes: Readonly<Record<string, string | true>>
+}
+
+export const parseSetCookie = (raw: string): SetCookie => {
+  const [pair, ...rest] = raw.split(";")
+  const eq = pair.indexOf("=")
+  const name = pair.slice(0, eq).trim()
+  const value = decodeURIComponent(pair.slice(eq + 1).trim())
+  const attributes: Record<string, string | true> = {}
+  for (const part of rest) {
+    const i = part.indexOf("=")
+    if (i === -1) attributes[part.trim().toLowerCase()] = true
+    else attributes[part.slice(0, i).trim().toLowerCase()] = part.slice(i + 1).trim()
+  }
+  return { raw, name, value, attributes }
+}
+
+/** What a request observed. */
+export interface Reply {
+  readonly status: number
+  readonly body: string
+  readonly setCookies: ReadonlyArray<SetCookie>
+  /** The `Set-Cookie` of `name` in this reply, if any. */
+  readonly cookie: (name: string) => SetCookie | undefined
+}
+
+export interface Client {
+  /** The cookies the jar holds, by name. */
+  readonly jar: Map<string, string>
+  readonly request: (path: string, init?: RequestInit) => Effect.Effect<Reply>
+  readonly get: (path: string) => Effect.Effect<Reply>
+  readonly post: (path: string, body?: string) => Effect.Effect<Reply>
+}
+
+/** `makeClient(baseUrl)` is a client with its own empty cookie jar. */
+export const makeClient = (baseUrl: string): Client => {
+  const jar = new Map<string, string>()
+  const request = (path: string, init?: RequestInit): Effect.Effect<Reply> =>
+    Effect.promise(async (signal) => {
+      const headers = new Headers(init?.headers)
+      if (jar.size > 0 && !headers.has("cookie")) {
+        headers.set("cookie", Array.from(jar, ([k, v]) => `${k}=${v}`).join("; "))
+      }
+      const response = await fetch(baseUrl + path, { ...init, headers, signal, redirect: "manual" })
+      const body = await response.text()
+      const setCookies = response.headers.getSetCookie().map(parseSetCookie)
+      for (const c of setCookies) {
+        const maxAge = c.attributes["max-age"]
+        if (typeof maxAge === "string" && Number(maxAge) <= 0) jar.delete(c.name)
+        else jar.set(c.name, encodeURIComponent(c.value))
+      }
+      return {
+        status: response.status,
+        body,
+        setCookies,
+        cookie: (name: string) => setCookies.find((c) => c.name === name)
+      }
+    })
+  return {
+    jar,
+    request,
+    get: (path) => request(path),
+    post: (path, body) => request(path, { method: "POST", ...(body !== undefined ? { body } : {}) })
+  }
+}
