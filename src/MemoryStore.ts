@@ -31,15 +31,10 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as SessionData from "./SessionData.js"
-import type { SessionId } from "./SessionId.js"
-import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
-import * as StoreError from "./StoreError.js"
+import { type JsonEntry, makeEntryBackend } from "./internal/memoryBackend.js"
 
 /**
  * What a memory store offers besides the `SessionStore` contract.
@@ -85,12 +80,6 @@ export interface Options {
   readonly spans?: boolean | undefined
 }
 
-interface Entry {
-  json: string
-  expiresAt: number
-  version: number
-}
-
 /** Entries a `create` examines for expiry, so a busy store sheds expired entries between sweeps. */
 const CREATE_SWEEP_STEPS = 2
 
@@ -101,11 +90,11 @@ const CREATE_SWEEP_STEPS = 2
  */
 export const make = (options?: Options): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const entries = new Map<string, Entry>()
+    const entries = new Map<string, JsonEntry>()
     const defaultBatch = Math.max(1, Math.floor(options?.batchSize ?? SessionStore.DEFAULT_BATCH_SIZE))
 
     // Amortized sweep: a cursor that walks the map a few entries per `create`, wrapping around.
-    let cursor: Iterator<[string, Entry]> | undefined
+    let cursor: Iterator<[string, JsonEntry]> | undefined
     const step = (now: number): void => {
       for (let i = 0; i < CREATE_SWEEP_STEPS; i++) {
         cursor ??= entries.entries()
@@ -118,57 +107,25 @@ export const make = (options?: Options): Effect.Effect<Service, never, Scope.Sco
       }
     }
 
-    const liveEntry = (id: string, now: number): Entry | undefined => {
-      const entry = entries.get(id)
-      if (entry === undefined) return undefined
-      if (entry.expiresAt <= now) {
-        entries.delete(id)
-        return undefined
-      }
-      return entry
-    }
-
-    const backend: SessionStore.Backend = {
-      name: "MemoryStore",
-      create: (record, json, now) =>
-        Effect.suspend(() => {
-          step(now)
-          if (liveEntry(record.id, now) !== undefined) {
-            return Effect.fail(StoreError.make("Collision", "create"))
-          }
-          entries.set(record.id, { json, expiresAt: record.expiresAt, version: record.version })
-          return Effect.succeed(record)
-        }),
-      save: (record, json, now) =>
-        Effect.suspend(() => {
-          const entry = liveEntry(record.id, now)
-          if (entry === undefined) return Effect.fail(StoreError.make("Gone", "save"))
-          if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
-          const version = entry.version + 1
-          entry.json = json
-          entry.expiresAt = record.expiresAt
-          entry.version = version
-          return Effect.succeed<SessionRecord.SessionRecord>({
-            id: record.id,
-            data: record.data,
-            expiresAt: record.expiresAt,
-            version
-          })
-        }),
-      load: (id, now) =>
-        Effect.suspend(() => {
-          const entry = liveEntry(id, now)
-          if (entry === undefined) return Effect.succeed(Option.none())
-          const data = SessionData.decode(entry.json)
-          return Either.isRight(data)
-            ? Effect.succeed(Option.some({ id, data: data.right, expiresAt: entry.expiresAt, version: entry.version }))
-            : Effect.fail(StoreError.rule("Decode", "load", data.left))
-        }),
-      delete: (id: SessionId) =>
-        Effect.sync(() => {
+    const backend = makeEntryBackend("MemoryStore", {
+      get: (id, now) => {
+        const entry = entries.get(id)
+        if (entry === undefined) return undefined
+        if (entry.expiresAt <= now) {
           entries.delete(id)
-        })
-    }
+          return undefined
+        }
+        return entry
+      },
+      put: (id, entry, now) => {
+        // Only a create adds an entry: let it examine a few others on the way.
+        if (!entries.has(id)) step(now)
+        entries.set(id, entry)
+      },
+      remove: (id) => {
+        entries.delete(id)
+      }
+    })
 
     // One pass over the map, `limit` entries per synchronous step, yielding between steps.
     const sweep = (limit: number, now: number): Effect.Effect<number> =>

@@ -1,0 +1,78 @@
+/**
+ * The contract logic of in-process stores (`MemoryStore`, `LruStore`) once: a `SessionStore.Backend` over
+ * any table of JSON entries. The table only gets, puts and removes; create-or-`Collision`, the
+ * compare-and-set `save` (`Conflict` / `Gone`, never an insert) and decoding on load live here.
+ *
+ * Each operation runs synchronously, so it is atomic with respect to every other fiber.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as SessionData from "../SessionData.js"
+import type * as SessionRecord from "../SessionRecord.js"
+import type * as SessionStore from "../SessionStore.js"
+import * as StoreError from "../StoreError.js"
+
+/**
+ * One stored session: its data as JSON text (never the caller's object), its expiry and its version.
+ *
+ * @since 0.1.0
+ */
+export interface JsonEntry {
+  readonly json: string
+  readonly expiresAt: number
+  readonly version: number
+}
+
+/**
+ * What an in-process store implements; every method is synchronous and receives the `now` of the call.
+ *
+ * @since 0.1.0
+ */
+export interface EntryTable {
+  /** The live entry under `id` at `now`, or `undefined` when there is none or it has expired. */
+  readonly get: (id: string, now: number) => JsonEntry | undefined
+  /** Stores `entry` under `id`, replacing what is there. */
+  readonly put: (id: string, entry: JsonEntry, now: number) => void
+  /** Removes `id`; a missing id is fine. */
+  readonly remove: (id: string, now: number) => void
+}
+
+/**
+ * `makeEntryBackend(name, table)` is the `SessionStore.Backend` of an in-process store on `table`.
+ *
+ * @since 0.1.0
+ */
+export const makeEntryBackend = (name: string, table: EntryTable): SessionStore.Backend => ({
+  name,
+  create: (record, json, now) =>
+    Effect.suspend(() => {
+      if (table.get(record.id, now) !== undefined) return Effect.fail(StoreError.make("Collision", "create"))
+      table.put(record.id, { json, expiresAt: record.expiresAt, version: record.version }, now)
+      return Effect.succeed(record)
+    }),
+  save: (record, json, now) =>
+    Effect.suspend(() => {
+      const entry = table.get(record.id, now)
+      if (entry === undefined) return Effect.fail(StoreError.make("Gone", "save"))
+      if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
+      const version = entry.version + 1
+      table.put(record.id, { json, expiresAt: record.expiresAt, version }, now)
+      return Effect.succeed<SessionRecord.SessionRecord>({ id: record.id, data: record.data, expiresAt: record.expiresAt, version })
+    }),
+  load: (id, now) =>
+    Effect.suspend(() => {
+      const entry = table.get(id, now)
+      if (entry === undefined) return Effect.succeed(Option.none())
+      const data = SessionData.decode(entry.json)
+      return Either.isRight(data)
+        ? Effect.succeed(Option.some({ id, data: data.right, expiresAt: entry.expiresAt, version: entry.version }))
+        : Effect.fail(StoreError.rule("Decode", "load", data.left))
+    }),
+  delete: (id, now) =>
+    Effect.sync(() => {
+      table.remove(id, now)
+    })
+})
