@@ -2,6 +2,7 @@ import { afterAll, assert, beforeAll, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
 import { SessionData, SessionStore, StoreError } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
+import { runContractSuite } from "effect-sessions/testing"
 import { Redis } from "ioredis"
 import { describeService, env } from "./support/services.js"
 import { deletePrefix, freshRecord, race, shiftedClock, sparePort, uniquePrefix } from "./support/redis.js"
@@ -20,6 +21,8 @@ await describeService("RedisStore (standalone)", env.redisHost, env.redisPort, (
   })
 
   const StoreLive = RedisStore.layer({ url: Redacted.make(url), keyPrefix: prefix })
+
+  runContractSuite("contract", StoreLive, { live: true })
   const withStore = <A, E>(f: (store: SessionStore.Service) => Effect.Effect<A, E>) =>
     Effect.flatMap(SessionStore.SessionStore, f).pipe(Effect.provide(StoreLive))
 
