@@ -448,7 +448,7 @@ const saveChecks: ReadonlyArray<ContractCheck> = [
       yield* ctx.fails("save from a version not reached yet", ctx.store.save({ ...stale, version: saved.version + 5 }), "Conflict")
       yield* ctx.expectRecord("after the save from the future", saved)
     })),
-  check(`save: ${RACERS} concurrent saves from one version give exactly one success`, "save-is-cas", (ctx) =>
+  check(`save: ${RACERS} concurrent saves from one version give exactly one success`, "save-is-atomic", (ctx) =>
     Effect.gen(function*() {
       const record = yield* ctx.record(SessionData.fromEntries([["racer", -1]]))
       yield* ctx.store.create(record)
