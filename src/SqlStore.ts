@@ -1,0 +1,384 @@
+/**
+ * Session store on PostgreSQL, MySQL/MariaDB or SQLite, through whatever `@effect/sql` `SqlClient` the app
+ * provides (`@effect/sql-pg`'s `PgClient`, `@effect/sql-mysql2`'s `MysqlClient`, `@effect/sql-sqlite-node`'s
+ * `SqliteClient`). Use it when sessions must outlive the process or be shared by several app instances.
+ *
+ * One table holds the sessions: `id` (the session id, never the token), `data` as JSON the database can
+ * query (`jsonb` in Postgres, `json` in MySQL/MariaDB, JSON text in SQLite), `expires_at` as BIGINT epoch
+ * milliseconds with an index, and `version` for compare-and-set. The layer creates it unless `migrate` is
+ * `false`; the migration is idempotent and safe when several instances start at once.
+ *
+ * Every operation is atomic: `create` is one statement on Postgres and SQLite (an insert that replaces only an
+ * expired row), and on MySQL an `INSERT` followed, on a duplicate key, by an `UPDATE` of the expired row only;
+ * `save` is one compare-and-set `UPDATE`. Expiry is judged by the application's `Clock`, passed to every
+ * statement, never by the database's clock.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { SessionStore } from "effect-sessions"
+ * import * as SqlStore from "effect-sessions/SqlStore"
+ * import { Layer } from "effect"
+ *
+ * const Sessions = Layer.merge(
+ *   SqlStore.layer({ table: "sessions" }),
+ *   SessionStore.layerExpiredDeletion({ interval: "5 minutes" }).pipe(Layer.provide(SqlStore.layer({ table: "sessions" })))
+ * ).pipe(Layer.provide(PgClient.layer({ database: "app" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Dialect from "./internal/sqlDialect.js"
+import * as SessionRecord from "./SessionRecord.js"
+import * as SessionStore from "./SessionStore.js"
+import * as StoreError from "./StoreError.js"
+
+/**
+ * Options of `make`, `layer` and `layerConfig`.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * The sessions table. Default `effect_sessions`. A plain identifier (a letter or `_`, then letters, digits
+   * or `_`, at most 48 characters); anything else is refused at construction.
+   */
+  readonly table?: string | undefined
+  /** PostgreSQL only: the schema of the table (created by the migration). Default: the connection's `search_path`. */
+  readonly schema?: string | undefined
+  /** Create the table and its index when missing. Default `true`. Set `false` when you migrate with your own tools. */
+  readonly migrate?: boolean | undefined
+  /** Cap on a session's encoded JSON in UTF-8 bytes. Default 65,536 (64 KiB). */
+  readonly maxDataBytes?: number | undefined
+  /** Wrap each operation in a span (`SqlStore.load`, ...). Default `true`. */
+  readonly spans?: boolean | undefined
+}
+
+/**
+ * What a SQL store offers: the `SessionStore` service, its `ExpiredDeletion`, and the dialect it runs on.
+ *
+ * @since 0.1.0
+ */
+export interface Service {
+  readonly store: SessionStore.Service
+  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
+  /** The `@effect/sql` dialect of the client. */
+  readonly dialect: Dialect.Dialect
+}
+
+/**
+ * A configuration the store refuses at construction: a table or schema name that is not a plain identifier,
+ * an option the dialect does not support, or a `SqlClient` whose dialect is not PostgreSQL, MySQL or SQLite.
+ *
+ * @since 0.1.0
+ */
+export class SqlStoreError extends Data.TaggedError("SqlStoreError")<{
+  readonly reason: "InvalidOption" | "UnsupportedDialect"
+  readonly message: string
+}> {}
+
+interface Resolved {
+  readonly names: Dialect.Names
+  readonly migrate: boolean
+}
+
+const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either.Either<Resolved, SqlStoreError> => {
+  const invalid = (message: string) => Either.left(new SqlStoreError({ reason: "InvalidOption", message: `SqlStore: ${message}` }))
+  const table = options?.table ?? Dialect.DEFAULT_TABLE
+  const badTable = Dialect.checkIdentifier("table name", table)
+  if (badTable !== undefined) return invalid(badTable)
+  const schema = options?.schema
+  if (schema !== undefined) {
+    if (dialect !== "pg") return invalid(`the schema option is supported on PostgreSQL only (this client is ${dialect})`)
+    const badSchema = Dialect.checkIdentifier("schema name", schema)
+    if (badSchema !== undefined) return invalid(badSchema)
+  }
+  return Either.right({ names: { table, schema }, migrate: options?.migrate ?? true })
+}
+
+const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, SqlStoreError> =>
+  sql.onDialectOrElse({
+    pg: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("pg"),
+    mysql: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("mysql"),
+    sqlite: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("sqlite"),
+    orElse: (): Either.Either<Dialect.Dialect, SqlStoreError> =>
+      Either.left(
+        new SqlStoreError({
+          reason: "UnsupportedDialect",
+          message: "SqlStore: the SqlClient's dialect is not supported (PostgreSQL, MySQL/MariaDB and SQLite are)"
+        })
+      )
+  })
+
+/**
+ * `ddl` returns the statements the migration runs for a dialect, for apps that migrate with their own tools;
+ * it fails like the layer on a name that is not a plain identifier.
+ *
+ * @since 0.1.0
+ */
+export const ddl = (
+  dialect: Dialect.Dialect,
+  options?: Pick<Options, "table" | "schema">
+): Either.Either<ReadonlyArray<string>, SqlStoreError> =>
+  Either.map(resolve(dialect, options), (r) => Dialect.statements(dialect, r.names).ddl)
+
+// ---------------------------------------------------------------------------------------------------------
+// running statements
+
+/** Attempts of a statement that failed with a deadlock, lock timeout or busy file (outside a transaction). */
+const MAX_ATTEMPTS = 8
+
+/** A pause on the real timer: retries must not wait on a `TestClock`. */
+const pause = (attempt: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const ms = Math.min(200, 2 ** attempt) * (0.5 + Math.random())
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/**
+ * `retrying` runs a single statement again when it failed without effect (deadlock, serialization failure,
+ * lock wait, busy file). Inside the app's transaction it never retries: the transaction as a whole failed.
+ */
+const retrying = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
+  const loop = (attempt: number): Effect.Effect<A, SqlError> =>
+    Effect.catchAll(effect, (error) =>
+      attempt >= MAX_ATTEMPTS || !Dialect.isTransient(error.cause)
+        ? Effect.fail(error)
+        : Effect.flatMap(
+          Effect.serviceOption(SqlClient.TransactionConnection),
+          (tx) => (Option.isSome(tx) ? Effect.fail(error) : Effect.zipRight(pause(attempt), loop(attempt + 1)))
+        ))
+  return loop(1)
+}
+
+/** A driver error as a `StoreError`; `StoreError.make` keeps the driver error's name and code only. */
+const unavailable = (method: StoreError.Method) => (error: SqlError): StoreError.StoreError =>
+  StoreError.make("Unavailable", method, error.cause ?? error)
+
+const unexpectedResult = (method: StoreError.Method): StoreError.StoreError =>
+  StoreError.make("Unavailable", method, { _tag: "UnexpectedDriverResult" })
+
+type Row = Record<string, unknown>
+
+const makeBackend = (
+  sql: SqlClient.SqlClient,
+  st: Dialect.Statements,
+  system: string
+): {
+  readonly backend: SessionStore.Backend
+  readonly batch: (limit: number, now: number) => Effect.Effect<number, StoreError.StoreError>
+} => {
+  // Rows without the client's name transforms (our column names are ours), and the raw driver result.
+  const rows = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
+    retrying(sql.unsafe<Row>(text, params).withoutTransform)
+  const raw = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, SqlError> =>
+    retrying(sql.unsafe(text, params).raw)
+  const mysql = st.dialect === "mysql"
+
+  const collision = Effect.fail(StoreError.make("Collision", "create"))
+  const conflict = Effect.fail(StoreError.make("Conflict", "save"))
+  const gone = Effect.fail(StoreError.make("Gone", "save"))
+  const none = Effect.succeed(Option.none<SessionRecord.SessionRecord>())
+
+  const create = (record: SessionRecord.SessionRecord, json: string, now: number) => {
+    if (!mysql) {
+      return Effect.flatMap(
+        Effect.mapError(rows(st.create, [record.id, json, record.expiresAt, record.version, now]), unavailable("create")),
+        (written) => (written.length === 1 ? Effect.succeed(record) : collision)
+      )
+    }
+    // MySQL: INSERT; on a duplicate key, replace the row only if it has expired; zero rows is a Collision.
+    const replace = Effect.flatMap(
+      Effect.mapError(raw(st.replaceExpired, [json, record.expiresAt, record.version, record.id, now]), unavailable("create")),
+      (result) => {
+        const n = Dialect.affectedRows(result)
+        return n === undefined ? Effect.fail(unexpectedResult("create")) : n === 1 ? Effect.succeed(record) : collision
+      }
+    )
+    return Effect.catchAll(
+      Effect.as(raw(st.create, [record.id, json, record.expiresAt, record.version]), record),
+      (error) => (Dialect.isDuplicateKey(error.cause) ? replace : Effect.fail(unavailable("create")(error)))
+    )
+  }
+
+  const save = (record: SessionRecord.SessionRecord, json: string, now: number) => {
+    const params = [json, record.expiresAt, record.id, record.version, now]
+    const saved: SessionRecord.SessionRecord = {
+      id: record.id,
+      data: record.data,
+      expiresAt: record.expiresAt,
+      version: record.version + 1
+    }
+    const check = (written: number | undefined) =>
+      written === undefined
+        ? Effect.fail(unexpectedResult("save"))
+        : written === 1
+        ? Effect.succeed(saved)
+        // Nothing written: a live record means another version won, none means the session is Gone.
+        : Effect.flatMap(
+          Effect.mapError(rows(st.current, [record.id, now]), unavailable("save")),
+          (found) => (found.length > 0 ? conflict : gone)
+        )
+    return mysql
+      ? Effect.flatMap(Effect.mapError(raw(st.save, params), unavailable("save")), (r) => check(Dialect.affectedRows(r)))
+      : Effect.flatMap(Effect.mapError(rows(st.save, params), unavailable("save")), (r) => check(r.length))
+  }
+
+  const load = (id: SessionRecord.SessionRecord["id"], now: number) =>
+    Effect.flatMap(Effect.mapError(rows(st.load, [id, now]), unavailable("load")), (found) => {
+      if (found.length === 0) return none
+      const row = found[0]
+      const decoded = SessionRecord.decodeStoredEither({
+        id,
+        data: row.data,
+        expiresAt: row.expires_at,
+        version: row.version
+      })
+      return Either.isRight(decoded)
+        ? Effect.succeed(Option.some(decoded.right))
+        : Effect.fail(StoreError.rule("Decode", "load", decoded.left))
+    })
+
+  const remove = (id: SessionRecord.SessionRecord["id"]) =>
+    Effect.asVoid(Effect.mapError(rows(st.delete, [id]), unavailable("delete")))
+
+  const batch = (limit: number, now: number): Effect.Effect<number, StoreError.StoreError> => {
+    const text = st.deleteExpired(limit)
+    switch (st.dialect) {
+      case "pg":
+        return Effect.map(
+          Effect.mapError(rows(text, [now]), unavailable("deleteExpired")),
+          (r) => Number(r[0]?.n ?? 0)
+        )
+      case "sqlite":
+        return Effect.map(Effect.mapError(rows(text, [now]), unavailable("deleteExpired")), (r) => r.length)
+      case "mysql":
+        return Effect.flatMap(Effect.mapError(raw(text, [now]), unavailable("deleteExpired")), (r) => {
+          const n = Dialect.affectedRows(r)
+          return n === undefined ? Effect.fail(unexpectedResult("deleteExpired")) : Effect.succeed(n)
+        })
+    }
+  }
+
+  return {
+    backend: { name: "SqlStore", system, create, save, load, delete: remove },
+    batch
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// migration
+
+const runMigration = (sql: SqlClient.SqlClient, st: Dialect.Statements): Effect.Effect<void, StoreError.StoreError> => {
+  const exec = (text: string, params: ReadonlyArray<unknown> = []) => sql.unsafe(text, params).withoutTransform
+  const all = Effect.forEach(st.ddl, (text) => exec(text), { discard: true })
+  // Postgres: concurrent `CREATE TABLE IF NOT EXISTS` can fail, so instances take turns under an advisory lock.
+  // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently (tested with 8 clients at once).
+  const migration = st.dialect === "pg"
+    ? sql.withTransaction(Effect.zipRight(exec(Dialect.pgMigrationLock), all))
+    : retrying(all)
+  return Effect.mapError(migration, unavailable("migrate"))
+}
+
+const systemOf = (sql: SqlClient.SqlClient, dialect: Dialect.Dialect): Effect.Effect<string, StoreError.StoreError> => {
+  switch (dialect) {
+    case "pg":
+      return Effect.succeed("postgresql")
+    case "sqlite":
+      return Effect.succeed("sqlite")
+    case "mysql":
+      return Effect.mapError(
+        Effect.map(
+          sql.unsafe<Row>("SELECT VERSION() AS v").withoutTransform,
+          (r) => (typeof r[0]?.v === "string" && r[0].v.toLowerCase().includes("mariadb") ? "mariadb" : "mysql")
+        ),
+        unavailable("migrate")
+      )
+  }
+}
+
+const prepare = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const dialect = yield* dialectOf(sql)
+  return { sql, dialect }
+})
+
+/**
+ * `migrate` creates the table and its index when missing; it is idempotent and safe to run from several
+ * instances at once (Postgres: inside a transaction under an advisory lock).
+ *
+ * @since 0.1.0
+ */
+export const migrate = (
+  options?: Pick<Options, "table" | "schema">
+): Effect.Effect<void, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(prepare, ({ dialect, sql }) =>
+    Effect.flatMap(resolve(dialect, options), (r) => runMigration(sql, Dialect.statements(dialect, r.names))))
+
+/**
+ * `make` builds the store on the provided `SqlClient`, after running the migration unless `migrate` is `false`.
+ * It fails with `SqlStoreError` on a name that is not a plain identifier or an unsupported dialect, before any
+ * statement runs.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options?: Options
+): Effect.Effect<Service, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const { dialect, sql } = yield* prepare
+    const resolved = yield* resolve(dialect, options)
+    const st = Dialect.statements(dialect, resolved.names)
+    if (resolved.migrate) yield* runMigration(sql, st)
+    const system = yield* systemOf(sql, dialect)
+    const { backend, batch } = makeBackend(sql, st, system)
+    const store = SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
+    const expiredDeletion = SessionStore.ExpiredDeletion.of({
+      deleteExpired: (deleteOptions) => SessionStore.deleteInBatches(batch, deleteOptions?.batchSize)
+    })
+    return { store, expiredDeletion, dialect }
+  })
+
+const toContext = (service: Service) =>
+  Context.make(SessionStore.SessionStore, service.store).pipe(
+    Context.add(SessionStore.ExpiredDeletion, service.expiredDeletion)
+  )
+
+/**
+ * `layer` provides `SessionStore` and `ExpiredDeletion` on the app's `SqlClient`.
+ * Warning: the table and schema names are checked as plain identifiers because `@effect/sql-mysql2` runs
+ * multiple statements per query; never build them from user input all the same.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  SqlStoreError | StoreError.StoreError,
+  SqlClient.SqlClient
+> => Layer.effectContext(Effect.map(make(options), toContext))
+
+/**
+ * `layerConfig` is `layer` with its options read from `Config`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  ConfigError.ConfigError | SqlStoreError | StoreError.StoreError,
+  SqlClient.SqlClient
+> => Layer.effectContext(Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), toContext)))
