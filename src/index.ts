@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 export * as CookieSigner from "./CookieSigner.js"
+export * as Csrf from "./Csrf.js"
 export * as Expiry from "./Expiry.js"
 export * as MemoryStore from "./MemoryStore.js"
 export * as Session from "./Session.js"
