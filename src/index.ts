@@ -11,6 +11,7 @@
 export * as CookieSigner from "./CookieSigner.js"
 export * as Csrf from "./Csrf.js"
 export * as Expiry from "./Expiry.js"
+export * as LruStore from "./LruStore.js"
 export * as MemoryStore from "./MemoryStore.js"
 export * as Session from "./Session.js"
 export * as SessionData from "./SessionData.js"
