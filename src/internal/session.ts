@@ -143,7 +143,7 @@ const schemaIssue = (key: string, what: "decode" | "encode") =>
   new Error(`session value under key ${JSON.stringify(key.slice(0, 64))} failed to ${what} with its schema`)
 
 type SaveOutcome =
-  | { readonly _tag: "Saved"; readonly record: SessionRecord.SessionRecord }
+  | { readonly _tag: "Saved"; readonly record: SessionRecord.SessionRecord; readonly now: number }
   | { readonly _tag: "Gone" }
 
 /**
@@ -514,7 +514,7 @@ export class RequestSession implements SessionService {
       }
       return this.checkSize(data, "save").pipe(
         Effect.zipRight(store.save({ id: base.id, data, expiresAt, version: base.version })),
-        Effect.map((record): SaveOutcome => ({ _tag: "Saved", record })),
+        Effect.map((record): SaveOutcome => ({ _tag: "Saved", record, now })),
         Effect.catchIf(
           (e) => e.reason === "Gone",
           () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })
@@ -606,7 +606,7 @@ export class RequestSession implements SessionService {
         const meta = readMeta(saved.data)
         const fixed = this.expiryOf(meta)._tag === "OnSessionEnd"
         if (snapshot.expiryChange !== undefined || this.reissue || (!fixed && saved.expiresAt !== record.expiresAt)) {
-          this.setCookie(meta, saved.expiresAt, yield* Clock.currentTimeMillis, token)
+          this.setCookie(meta, saved.expiresAt, outcome.now, token)
           this.reissue = false
         }
         return
@@ -620,7 +620,7 @@ export class RequestSession implements SessionService {
         const expiresAt = this.expiresAtOf(meta, now)
         if (expiresAt > record.expiresAt) {
           const outcome = yield* store.save({ ...record, expiresAt }).pipe(
-            Effect.map((saved): SaveOutcome | undefined => ({ _tag: "Saved", record: saved })),
+            Effect.map((saved): SaveOutcome | undefined => ({ _tag: "Saved", record: saved, now })),
             Effect.catchIf((e) => e.reason === "Gone", () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })),
             // Another request wrote the session meanwhile, which refreshed it: nothing to do.
             Effect.catchIf((e) => e.reason === "Conflict", () => Effect.succeed(undefined))

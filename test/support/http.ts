@@ -18,15 +18,22 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as HttpApp from "@effect/platform/HttpApp"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Session, SessionMiddleware, SessionStore } from "effect-sessions"
 import { createServer } from "node:http"
 
 /** `serve(app)` serves `app` on 127.0.0.1 on a random port for the life of the scope and succeeds with its base URL. */
 export const serve = <E, R>(
   app: HttpApp.Default<E, R>
-): Effect.Effect<string, never, Scope.Scope | Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>> =>
+): Effect.Effect<string, never, Scope.Scope | Exclude<R, HttpServerRequest.HttpServerRequest>> =>
   Effect.gen(function*() {
     const server = yield* Effect.orDie(NodeHttpServer.make(() => createServer(), { port: 0, host: "127.0.0.1" }))
     yield* server.serve(app)
@@ -104,4 +111,92 @@ export const makeClient = (baseUrl: string): Client => {
     get: (path) => request(path),
     post: (path, body) => request(path, { method: "POST", ...(body !== undefined ? { body } : {}) })
   }
+}
+
+/**
+ * `loadBarrier(layer)` wraps the `SessionStore` a layer provides so that, once `arm(n)` has been called,
+ * the next `n` loads each wait (after reading the store) until all `n` have read it. Twenty requests on
+ * one session then all read the same version before any of them saves: their saves must conflict, and
+ * only a merge lets every change land.
+ */
+export const loadBarrier = <ROut, E, R>(
+  layer: Layer.Layer<ROut | SessionStore.SessionStore, E, R>
+): {
+  readonly layer: Layer.Layer<ROut | SessionStore.SessionStore, E, R>
+  readonly arm: (parties: number) => void
+} => {
+  let remaining = 0
+  let gate: Deferred.Deferred<void> | undefined
+  const wrap = (inner: SessionStore.Service): SessionStore.Service => ({
+    ...inner,
+    load: (id) =>
+      Effect.tap(inner.load(id), () => {
+        const current = gate
+        if (current === undefined) return Effect.void
+        remaining--
+        if (remaining <= 0) {
+          gate = undefined
+          return Deferred.succeed(current, undefined)
+        }
+        return Deferred.await(current)
+      })
+  })
+  return {
+    layer: Layer.map(layer, (ctx) => Context.add(ctx, SessionStore.SessionStore, wrap(Context.get(ctx, SessionStore.SessionStore)))),
+    arm: (parties) => {
+      remaining = parties
+      gate = Deferred.unsafeMake<void>(FiberId.none)
+    }
+  }
+}
+
+/**
+ * `concurrentWriters(storeLayer, writers)` serves an app with the session middleware over the store, makes a
+ * session, then sends `writers` concurrent requests on it, each inserting its own key, all having read the
+ * same version (see `loadBarrier`). It succeeds with the keys the session then holds (sorted), the statuses,
+ * and the number of `save` calls (more than `writers` means conflicts were merged).
+ */
+export const concurrentWriters = <E, R>(
+  storeLayer: Layer.Layer<SessionStore.SessionStore, E, R>,
+  writers = 20
+): Effect.Effect<
+  { readonly keys: ReadonlyArray<string>; readonly expected: ReadonlyArray<string>; readonly statuses: ReadonlyArray<number>; readonly saves: number },
+  E | SessionMiddleware.SessionConfigError,
+  R
+> => {
+  let saves = 0
+  const barrier = loadBarrier(
+    Layer.map(storeLayer, (ctx) => {
+      const inner = Context.get(ctx, SessionStore.SessionStore)
+      return Context.add(ctx, SessionStore.SessionStore, {
+        ...inner,
+        save: (record) => Effect.suspend(() => (saves++, inner.save(record)))
+      })
+    })
+  )
+  const app = HttpRouter.empty.pipe(
+    HttpRouter.post(
+      "/put",
+      Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) =>
+        Effect.as(Session.insert(String(params.key), `value-of-${String(params.key)}`), HttpServerResponse.text("ok")))
+    ),
+    HttpRouter.get("/keys", Effect.map(Session.keys, (keys) => HttpServerResponse.text(JSON.stringify([...keys].sort())))),
+    HttpRouter.use(SessionMiddleware.middleware)
+  )
+  return Effect.gen(function*() {
+    const url = yield* serve(app)
+    const owner = makeClient(url)
+    const seed = yield* owner.post("/put?key=seed")
+    const token = seed.setCookies[0]?.value ?? ""
+    const keys = Array.from({ length: writers }, (_, i) => `k${String(i).padStart(2, "0")}`)
+    saves = 0
+    barrier.arm(writers)
+    const statuses = yield* Effect.forEach(keys, (key) => {
+      const client = makeClient(url)
+      client.jar.set(seed.setCookies[0]?.name ?? "", token)
+      return Effect.map(client.post(`/put?key=${key}`), (r) => r.status)
+    }, { concurrency: "unbounded" })
+    const stored: ReadonlyArray<string> = JSON.parse((yield* owner.get("/keys")).body)
+    return { keys: stored, expected: ["seed", ...keys].sort(), statuses, saves }
+  }).pipe(Effect.scoped, Effect.provide(SessionMiddleware.layer().pipe(Layer.provideMerge(barrier.layer))))
 }
