@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+export * as CachingStore from "./CachingStore.js"
 export * as CookieSigner from "./CookieSigner.js"
 export * as Csrf from "./Csrf.js"
 export * as Expiry from "./Expiry.js"

@@ -1,0 +1,304 @@
+/**
+ * A cache store in front of a persistent store, itself a `SessionStore` (tower-sessions'
+ * `CachingSessionStore`): typically an in-process `LruStore` over a SQL or Redis store shared by
+ * many app instances, so that most loads never leave the process.
+ *
+ * - `load`: a fresh cache hit never touches the store. A miss, or an entry filled more than
+ *   `maxStaleness` ago (default 5 seconds, by the `Clock`), reads the store and refills the cache.
+ * - `create` / `save` go to the store first (the authority), then put the store's record (with the
+ *   store's version) into the cache, so a later compare-and-set `save` through this layer carries
+ *   the right version. Any failure of the store's `save` (`Conflict`, `Gone`, or another) evicts the entry.
+ * - `delete` deletes from the store, then evicts. Once it returns, this instance never serves that
+ *   session from its cache again, even when a `load` that read the store before the delete refills
+ *   the cache after it.
+ *
+ * **Revocation latency.** Another instance's `save` or `delete` is seen here only when the entry goes
+ * stale: `maxStaleness` bounds how long this instance may serve a session that was changed or revoked
+ * elsewhere. With one instance (or with `maxStaleness` 0) there is no such window.
+ *
+ * **A failing cache never serves stale data.** The layer keeps, beside the cache, the version, expiry
+ * and read time of every entry it filled within `maxStaleness`, and serves a cached record only when it
+ * matches them. A cache error on `load` falls through to the store; a cache error while filling or
+ * evicting drops that bookkeeping, so the next `load` reads the store. Cache errors never fail a call:
+ * they are logged at debug level (reason and method only) and the store answers. Store errors are the
+ * caller's errors.
+ *
+ * The result provides everything the `store` layer provides, with its `SessionStore` replaced by the
+ * caching one; of the `cache` layer only its `SessionStore` is used. A passed-through `ExpiredDeletion`
+ * (SQL, memory) makes the cache forget its entries after each run (one store read per active session
+ * per run), so a record it removed is never served from the cache.
+ *
+ * @example
+ * ```ts
+ * import { CachingStore, LruStore, MemoryStore } from "effect-sessions"
+ *
+ * // `MemoryStore.layer()` stands in for a shared store, e.g. `SqlStore.layer(...)`
+ * const layer = CachingStore.layer({
+ *   cache: LruStore.layer({ maxEntries: 50_000 }),
+ *   store: MemoryStore.layer(),
+ *   maxStaleness: "5 seconds"
+ * }) // Layer<SessionStore | ExpiredDeletion | MemoryStore>
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type { SessionId } from "./SessionId.js"
+import type * as SessionRecord from "./SessionRecord.js"
+import * as SessionStore from "./SessionStore.js"
+import type * as StoreError from "./StoreError.js"
+
+/**
+ * The default `maxStaleness`: 5 seconds.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_MAX_STALENESS: Duration.Duration = Duration.seconds(5)
+
+/**
+ * Options of `make`.
+ *
+ * @since 0.1.0
+ */
+export interface MakeOptions {
+  /** The cache, e.g. an `LruStore`. */
+  readonly cache: SessionStore.Service
+  /** The persistent store, the authority. */
+  readonly store: SessionStore.Service
+  /**
+   * How long a cached entry is served without reading the store. Default 5 seconds.
+   * Warning: this is how long this instance may serve a session another instance changed or revoked.
+   * It should be finite: the layer keeps a few bytes per entry filled within the last `maxStaleness`.
+   */
+  readonly maxStaleness?: Duration.DurationInput | undefined
+  /** Wrap each operation in a span (`CachingStore.load` etc.). Default `true`. */
+  readonly spans?: boolean | undefined
+}
+
+/**
+ * Options of `layer`: `make`'s options with layers for the cache and the store.
+ *
+ * @since 0.1.0
+ */
+export interface Options<ROut, E1, R1, E2, R2> extends Omit<MakeOptions, "cache" | "store"> {
+  /** A layer providing the cache as `SessionStore`, e.g. `LruStore.layer()`. */
+  readonly cache: Layer.Layer<SessionStore.SessionStore, E1, R1>
+  /** A layer providing the persistent store as `SessionStore`; whatever else it provides passes through. */
+  readonly store: Layer.Layer<ROut | SessionStore.SessionStore, E2, R2>
+}
+
+/** What the layer knows of an entry it filled: the record's version and expiry, and when the store was read. */
+interface Filled {
+  readonly version: number
+  readonly expiresAt: number
+  readonly readAt: number
+}
+
+/** Operations in flight on one id; any write bumps `generation`, so a fill begun before it is not trusted. */
+interface Flight {
+  generation: number
+  users: number
+}
+
+interface Ticket {
+  readonly flight: Flight
+  readonly generation: number
+}
+
+const logCacheError = (error: StoreError.StoreError): Effect.Effect<void> =>
+  Effect.logDebug("effect-sessions: CachingStore cache call failed; the store answers").pipe(
+    Effect.annotateLogs({ reason: error.reason, method: error.method })
+  )
+
+interface Instance {
+  readonly service: SessionStore.Service
+  /** Stops serving every entry from the cache until it is filled again. */
+  readonly forgetAll: () => void
+}
+
+const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
+  Effect.suspend(() => {
+    const decoded = Duration.decodeUnknown(options.maxStaleness ?? DEFAULT_MAX_STALENESS)
+    if (Option.isNone(decoded)) return Effect.dieMessage("CachingStore: maxStaleness is not a duration")
+    const maxStaleness = Duration.toMillis(decoded.value)
+    const { cache, store } = options
+    const withSpans = options.spans ?? true
+
+    // Entries filled within `maxStaleness`, oldest first (re-filling moves an id to the end).
+    const filled = new Map<SessionId, Filled>()
+    const flights = new Map<SessionId, Flight>()
+
+    const prune = (now: number): void => {
+      for (const [id, entry] of filled) {
+        if (now - entry.readAt < maxStaleness) return
+        filled.delete(id)
+      }
+    }
+
+    /** Stops serving `id` from the cache and voids every fill in flight for it. */
+    const invalidate = (id: SessionId): void => {
+      filled.delete(id)
+      const flight = flights.get(id)
+      if (flight !== undefined) flight.generation++
+    }
+
+    const withTicket = <A, E>(id: SessionId, use: (ticket: Ticket) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.acquireUseRelease(
+        Effect.sync((): Ticket => {
+          let flight = flights.get(id)
+          if (flight === undefined) {
+            flight = { generation: 0, users: 0 }
+            flights.set(id, flight)
+          }
+          flight.users++
+          return { flight, generation: flight.generation }
+        }),
+        use,
+        (ticket) =>
+          Effect.sync(() => {
+            ticket.flight.users--
+            if (ticket.flight.users === 0 && flights.get(id) === ticket.flight) flights.delete(id)
+          })
+      )
+
+    /** Puts the store's record into the cache; trusted only if no write on its id happened since the ticket. */
+    const fill = (record: SessionRecord.SessionRecord, ticket: Ticket, readAt: number): Effect.Effect<void> =>
+      Effect.zipRight(cache.delete(record.id), cache.create(record)).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => Effect.zipRight(Effect.sync(() => filled.delete(record.id)), logCacheError(error)),
+          onSuccess: () =>
+            Effect.sync(() => {
+              filled.delete(record.id)
+              if (ticket.flight.generation !== ticket.generation) return
+              filled.set(record.id, { version: record.version, expiresAt: record.expiresAt, readAt })
+              prune(readAt)
+            })
+        })
+      )
+
+    /** Stops serving `id` and removes it from the cache; a cache error is logged, never returned. */
+    const evict = (id: SessionId): Effect.Effect<void> =>
+      Effect.zipRight(
+        Effect.sync(() => invalidate(id)),
+        Effect.catchAll(cache.delete(id), logCacheError)
+      )
+
+    const span = <A, E>(method: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      withSpans ? Effect.withSpan(self, `CachingStore.${method}`) : self
+
+    const loadFromStore = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
+      withTicket(id, (ticket) =>
+        Effect.flatMap(Clock.currentTimeMillis, (readAt) =>
+          Effect.flatMap(
+            store.load(id),
+            (found): Effect.Effect<Option.Option<SessionRecord.SessionRecord>> =>
+              Option.isSome(found) ? Effect.as(fill(found.value, ticket, readAt), found) : Effect.succeed(found)
+          )))
+
+    const annotate = (outcome: "hit" | "miss" | "stale") =>
+      withSpans ? Effect.annotateCurrentSpan("effect_sessions.cache", outcome) : Effect.void
+
+    const load = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const entry = filled.get(id)
+        if (entry === undefined) return Effect.zipRight(annotate("miss"), loadFromStore(id))
+        // a clock that went back is no reason to trust an entry longer
+        if (now - entry.readAt >= maxStaleness || now < entry.readAt) return Effect.zipRight(annotate("stale"), loadFromStore(id))
+        return cache.load(id).pipe(
+          Effect.matchEffect({
+            onFailure: (error) => Effect.zipRight(logCacheError(error), loadFromStore(id)),
+            onSuccess: (found): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
+              Option.isSome(found) && filled.get(id) === entry && found.value.version === entry.version &&
+                found.value.expiresAt === entry.expiresAt
+                ? Effect.as(annotate("hit"), found)
+                : Effect.zipRight(annotate("miss"), loadFromStore(id))
+          })
+        )
+      })
+
+    /** A write: invalidate, call the store, then fill the cache with its answer, or evict on failure. */
+    const write = (
+      record: SessionRecord.SessionRecord,
+      call: (record: SessionRecord.SessionRecord) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>
+    ): Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError> =>
+      Effect.suspend(() => {
+        invalidate(record.id)
+        return withTicket(record.id, (ticket) =>
+          Effect.flatMap(Clock.currentTimeMillis, (readAt) =>
+            call(record).pipe(
+              Effect.tapError(() => evict(record.id)),
+              Effect.tap((written) => fill(written, ticket, readAt))
+            )))
+      })
+
+    const service = SessionStore.SessionStore.of({
+      create: (record) => span("create", write(record, store.create)),
+      save: (record) => span("save", write(record, store.save)),
+      load: (id) => span("load", load(id)),
+      delete: (id) =>
+        span(
+          "delete",
+          Effect.suspend(() => {
+            invalidate(id)
+            return Effect.ensuring(store.delete(id), evict(id))
+          })
+        )
+    })
+    return Effect.succeed<Instance>({
+      service,
+      forgetAll: () => {
+        filled.clear()
+        for (const flight of flights.values()) flight.generation++
+      }
+    })
+  })
+
+/**
+ * `make` builds the caching service over two store services; it dies (a defect) when `maxStaleness`
+ * is not a duration.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: MakeOptions): Effect.Effect<SessionStore.Service> =>
+  Effect.map(makeInstance(options), (instance) => instance.service)
+
+/**
+ * `layer` builds `cache` and `store` and provides what `store` provides, with its `SessionStore` replaced by
+ * the caching one. A passed-through `ExpiredDeletion` (of a SQL or memory store) also stops serving every
+ * cached entry after each run, so a record it removed is never served from the cache.
+ *
+ * @since 0.1.0
+ */
+export const layer = <ROut, E1 = never, R1 = never, E2 = never, R2 = never>(
+  options: Options<ROut, E1, R1, E2, R2>
+): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2, R1 | R2> =>
+  Layer.flatMap(options.store, (storeContext) =>
+    Layer.flatMap(options.cache, (cacheContext) =>
+      Layer.effectContext(
+        Effect.map(
+          makeInstance({
+            cache: Context.get(cacheContext, SessionStore.SessionStore),
+            store: Context.get(storeContext, SessionStore.SessionStore),
+            maxStaleness: options.maxStaleness,
+            spans: options.spans
+          }),
+          (instance) => {
+            const context = Context.add(storeContext, SessionStore.SessionStore, instance.service)
+            const deletion = Context.getOption(storeContext, SessionStore.ExpiredDeletion)
+            if (Option.isNone(deletion)) return context
+            return Context.add(
+              context,
+              SessionStore.ExpiredDeletion,
+              SessionStore.ExpiredDeletion.of({
+                deleteExpired: (deleteOptions) =>
+                  Effect.ensuring(deletion.value.deleteExpired(deleteOptions), Effect.sync(instance.forgetAll))
+              })
+            )
+          }
+        )
+      )))
