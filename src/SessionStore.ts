@@ -142,7 +142,7 @@ export const make = (backend: Backend, options?: MakeOptions): Service => {
   const withSpans = options?.spans ?? true
   const attributes = backend.system !== undefined ? { "db.system.name": backend.system } : {}
   const span = <A, E, R>(method: string, self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    withSpans ? Effect.withSpan(self, `${backend.name}.${method}`, { kind: "client", attributes }) : self
+    withSpans ? Effect.withSpan(self, `${backend.name}.${method}`, { kind: "client", attributes, captureStackTrace: false }) : self
 
   return SessionStore.of({
     create: (record) =>
