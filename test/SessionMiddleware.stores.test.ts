@@ -1,0 +1,51 @@
+/**
+ * Twenty concurrent requests on one session, each inserting its own key, all having read the same
+ * version: every key lands, on every server-backed store (and SQLite), through a real HTTP server.
+ */
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import * as RedisStore from "effect-sessions/RedisStore"
+import { Redis } from "ioredis"
+import { concurrentWriters } from "./support/http.js"
+import { deletePrefix, uniquePrefix } from "./support/redis.js"
+import { describeService, env } from "./support/services.js"
+import { mariadb, postgres, sqlite, storeLayer, type Target, tempSqliteFile, uniqueTable } from "./support/sql.js"
+import type { SessionStore } from "effect-sessions"
+
+const WRITERS = 20
+
+const twentyWriters = <E>(layer: Layer.Layer<SessionStore.SessionStore, E>) =>
+  Effect.gen(function*() {
+    const result = yield* concurrentWriters(layer, WRITERS)
+    assert.deepStrictEqual(result.statuses, Array.from({ length: WRITERS }, () => 200))
+    assert.deepStrictEqual(result.keys, result.expected)
+    // all twenty read the same version, so at least nineteen saves conflicted and were merged
+    assert.isAtLeast(result.saves, WRITERS + WRITERS - 1)
+  })
+
+const sqlCase = (target: Target) => () => {
+  it.live(`${target.label}: ${WRITERS} concurrent writers on one session all land`, () =>
+    twentyWriters(storeLayer(target, uniqueTable("mw")).pipe(Layer.orDie)))
+}
+
+await describeService("SessionMiddleware on PostgreSQL", postgres.server!.host, postgres.server!.port, sqlCase(postgres))
+await describeService("SessionMiddleware on MySQL/MariaDB", mariadb.server!.host, mariadb.server!.port, sqlCase(mariadb))
+await describeService("SessionMiddleware on Redis", env.redisHost, env.redisPort, () => {
+  it.live(`Redis: ${WRITERS} concurrent writers on one session all land`, () => {
+    const keyPrefix = uniquePrefix("mw")
+    return twentyWriters(
+      RedisStore.layer({ url: Redacted.make(`redis://${env.redisHost}:${env.redisPort}`), keyPrefix }).pipe(Layer.orDie)
+    ).pipe(
+      Effect.ensuring(Effect.promise(async () => {
+        const client = new Redis(env.redisPort, env.redisHost, { lazyConnect: true })
+        try {
+          await client.connect()
+          await deletePrefix(client, keyPrefix)
+        } finally {
+          client.disconnect()
+        }
+      }))
+    )
+  })
+})
+sqlCase(sqlite(tempSqliteFile()))()
