@@ -21,7 +21,8 @@
  * matches them. A cache error on `load` falls through to the store; a cache error while filling or
  * evicting drops that bookkeeping, so the next `load` reads the store. Cache errors never fail a call:
  * they are logged at debug level (reason and method only) and the store answers. Store errors are the
- * caller's errors.
+ * caller's errors. A session the cache refuses (say, larger than an `LruStore`'s `maxBytes`) is simply
+ * read from the store every time.
  *
  * The result provides everything the `store` layer provides, with its `SessionStore` replaced by the
  * caching one; of the `cache` layer only its `SessionStore` is used. A passed-through `ExpiredDeletion`
