@@ -70,6 +70,7 @@ const routes = HttpRouter.empty.pipe(
     })
   ),
   HttpRouter.post("/logout", Effect.as(Session.flush, text("bye"))),
+  HttpRouter.post("/logout-fails", Effect.as(Session.flush, HttpServerResponse.text("oops", { status: 503 }))),
   HttpRouter.post("/insert-remove", Effect.as(Effect.zipRight(Session.insert("a", 1), Session.remove("a")), text("ok"))),
   HttpRouter.post("/fail-4xx", Effect.zipRight(Session.insert("attempted", true), Effect.fail(new Forbidden()))),
   HttpRouter.post(
@@ -329,6 +330,17 @@ describe("Session", () => {
         assert.strictEqual((yield* client.get("/read")).body, "none")
       })))
 
+  it.live("a flush in a request answered with a 5xx deletes nothing and sends no removal cookie", () =>
+    withServer(undefined, ({ client, probe }) =>
+      Effect.gen(function*() {
+        yield* client.get("/count")
+        const reply = yield* client.post("/logout-fails")
+        assert.strictEqual(reply.status, 503)
+        assert.strictEqual(reply.setCookies.length, 0)
+        assert.strictEqual(probe.counts.delete, 0)
+        assert.strictEqual((yield* client.get("/read")).body, "1")
+      })))
+
   it.live("Gone: a write racing a logout from another request does not bring the session back", () =>
     withServer(undefined, ({ client, probe, store, url }) =>
       Effect.gen(function*() {
@@ -534,6 +546,21 @@ describe("Session", () => {
           yield* TestClock.adjust("6 minutes")
           assert.strictEqual(lifetime(yield* client.get("/read")), "3600")
           assert.strictEqual(probe.counts.save, 1)
+        })))
+
+    it.effect("a refresh that fails leaves the read-only request answered and the session as it was", () =>
+      withServer({ expiry: Expiry.OnInactivity("1 hour") }, ({ client, probe }) =>
+        Effect.gen(function*() {
+          yield* client.get("/count")
+          yield* TestClock.adjust("40 minutes")
+          probe.fail("save", "Unavailable")
+          const reply = yield* client.get("/read")
+          assert.strictEqual(reply.status, 200)
+          assert.strictEqual(reply.body, "1")
+          assert.strictEqual(reply.setCookies.length, 0)
+          probe.heal()
+          const retried = yield* client.get("/read")
+          assert.strictEqual(retried.cookie(COOKIE)?.attributes["max-age"], "3600")
         })))
 
     it.effect("an expired session is no session", () =>

@@ -167,6 +167,7 @@ export class RequestSession implements SessionService {
   private clearGen = 0
   private expiryChange: Expiry.Expiry | undefined = undefined
   private cycled = false
+  private flushed = false
   private flushId: SessionId.SessionId | undefined = undefined
   // outcome
   private cookie: CookieAction = NONE
@@ -376,6 +377,7 @@ export class RequestSession implements SessionService {
       const token = this.token ?? this.resolveToken()
       const id = this.record?.id ?? (token === undefined ? undefined : SessionId.fromToken(token))
       if (id !== undefined) this.flushId = id
+      this.flushed = true
       this.epoch++
       this.phase = "loaded"
       this.loading = undefined
@@ -387,8 +389,6 @@ export class RequestSession implements SessionService {
       this.expiryChange = undefined
       this.cycled = false
       this.reissue = false
-      // A cookie reached us (or we set one earlier in this request): it must go.
-      if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
     })
   }
 
@@ -543,9 +543,14 @@ export class RequestSession implements SessionService {
   private commitUnsafe(): Effect.Effect<void, StoreError.StoreError> {
     return Effect.gen(this, function*() {
       const store = this.config.store
-      if (this.flushId !== undefined) {
-        yield* store.delete(this.flushId)
-        this.flushId = undefined
+      if (this.flushed) {
+        if (this.flushId !== undefined) {
+          yield* store.delete(this.flushId)
+          this.flushId = undefined
+        }
+        this.flushed = false
+        // A cookie reached us, or one was set earlier in this request: it must go.
+        if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
       }
       if (this.phase === "idle") {
         // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
@@ -554,6 +559,8 @@ export class RequestSession implements SessionService {
         if (!this.reissue) return
         yield* this.load
       }
+      // a fiber of the handler may still be loading
+      if (this.phase === "loading") yield* this.load
       const now = yield* Clock.currentTimeMillis
       const record = this.record
       const snapshot = this.snapshot()
@@ -623,7 +630,16 @@ export class RequestSession implements SessionService {
             Effect.map((saved): SaveOutcome | undefined => ({ _tag: "Saved", record: saved, now })),
             Effect.catchIf((e) => e.reason === "Gone", () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })),
             // Another request wrote the session meanwhile, which refreshed it: nothing to do.
-            Effect.catchIf((e) => e.reason === "Conflict", () => Effect.succeed(undefined))
+            Effect.catchIf((e) => e.reason === "Conflict", () => Effect.succeed(undefined)),
+            // A refresh the handler did not ask for: a failure leaves the session as it is (still valid).
+            Effect.catchAll((e) =>
+              Effect.as(
+                Effect.logWarning("effect-sessions: session refresh failed; the session keeps its expiry").pipe(
+                  Effect.annotateLogs({ reason: e.reason, method: e.method })
+                ),
+                undefined
+              )
+            )
           )
           if (outcome?._tag === "Gone") {
             this.ended()
@@ -674,7 +690,7 @@ export class RequestSession implements SessionService {
   readonly onResponse: HttpApp.PreResponseHandler = (_request, response) => {
     if (response.status >= 500 || this.finished) return Effect.succeed(this.applyCookie(response))
     if (
-      this.phase === "idle" && this.flushId === undefined && this.cookie._tag === "None" &&
+      this.phase === "idle" && !this.flushed && this.cookie._tag === "None" &&
       (this.config.signer === undefined || this.rawCookie === undefined)
     ) {
       this.finished = true
