@@ -8,7 +8,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Cause, Data, Deferred, Duration, Effect, Exit, Layer, Logger, Option, Schema, TestClock } from "effect"
+import { Cause, Context, Data, Deferred, Duration, Effect, Exit, Layer, Logger, Option, Schema, TestClock } from "effect"
 import {
   Expiry,
   MemoryStore,
@@ -16,7 +16,8 @@ import {
   SessionId,
   SessionMiddleware,
   SessionStore,
-  SessionToken
+  SessionToken,
+  StoreError
 } from "effect-sessions"
 import { counting, type Probe } from "./support/countingStore.js"
 import { type Client, concurrentWriters, makeClient, type Reply, serve } from "./support/http.js"
@@ -78,6 +79,7 @@ const routes = HttpRouter.empty.pipe(
     Effect.as(Session.insert("attempted", true), HttpServerResponse.text("oops", { status: 500 }))
   ),
   HttpRouter.post("/die", Effect.zipRight(Session.insert("attempted", true), Effect.dieMessage("boom"))),
+  HttpRouter.post("/big", Effect.as(Session.insert("big", "x".repeat(200)), text("ok"))),
   HttpRouter.post(
     "/secret",
     Effect.as(Session.insert("secret", "s3cr3t-data-value"), text("stored"))
@@ -328,6 +330,38 @@ describe("Session", () => {
         })
         assert.isTrue(Option.isNone(yield* loadByToken(store, token)))
         assert.strictEqual((yield* client.get("/read")).body, "none")
+      })))
+
+  it.live("create Collision: a new token is drawn and the session created under it", () => {
+    let collisions = 1
+    const { layer: counted, probe } = counting(MemoryStore.layer())
+    const colliding = Layer.map(counted, (ctx) => {
+      const inner = Context.get(ctx, SessionStore.SessionStore)
+      return Context.add(ctx, SessionStore.SessionStore, {
+        ...inner,
+        create: (record) =>
+          collisions-- > 0 ? Effect.fail(StoreError.make("Collision", "create")) : inner.create(record)
+      })
+    })
+    return Effect.gen(function*() {
+      const url = yield* serve(app)
+      const reply = yield* makeClient(url).get("/count")
+      assert.strictEqual(reply.status, 200)
+      assert.strictEqual(probe.counts.create, 1)
+      const store = yield* SessionStore.SessionStore
+      assert.isTrue(Option.isSome(yield* loadByToken(store, tokenOf(reply))))
+    }).pipe(Effect.scoped, Effect.provide(SessionMiddleware.layer().pipe(Layer.provideMerge(colliding))))
+  })
+
+  it.live("maxDataBytes: a session over the cap is refused before the store is called, as an opaque 500", () =>
+    withServer({ maxDataBytes: 100 }, ({ client, probe }) =>
+      Effect.gen(function*() {
+        const reply = yield* client.post("/big")
+        assert.strictEqual(reply.status, 500)
+        assert.strictEqual(reply.body, "")
+        assert.strictEqual(reply.setCookies.length, 0)
+        assert.strictEqual(probe.counts.create, 0)
+        assert.strictEqual((yield* client.get("/count")).status, 200)
       })))
 
   it.live("a flush in a request answered with a 5xx deletes nothing and sends no removal cookie", () =>
