@@ -19,11 +19,16 @@
  *
  * @example
  * ```ts
- * import { CookieSigner, SessionMiddleware } from "effect-sessions"
- * import { Config } from "effect"
+ * import { CookieSigner, MemoryStore, SessionMiddleware } from "effect-sessions"
+ * import { Layer } from "effect"
  *
- * // SESSION_KEYS=<newest>,<older> (comma-separated, base64)
+ * // SESSION_KEYS=<newest>,<older> (comma-separated, base64; `npx effect-sessions keygen` makes one)
  * const SignerLive = CookieSigner.layerConfig({ keys: CookieSigner.keysConfig("SESSION_KEYS") })
+ *
+ * // the middleware signs with the CookieSigner it finds in its context
+ * const SessionsLive = SessionMiddleware.layer().pipe(
+ *   Layer.provide(Layer.merge(MemoryStore.layer(), SignerLive))
+ * )
  * ```
  *
  * @since 0.1.0

@@ -98,52 +98,6 @@ export interface Options {
 }
 
 /**
- * Why a request was refused (server-side only; never sent to the client).
- *
- * @since 0.1.0
- */
-export type CsrfErrorReason = "CrossOrigin" | "MissingToken" | "InvalidToken" | "InvalidOptions"
-
-/**
- * A refused request. It responds 403 with an opaque body; on an `HttpApi` it is declared with status 403
- * and encodes as `{ "_tag": "CsrfError" }` only. `reason` stays on the server.
- *
- * @since 0.1.0
- */
-export class CsrfError extends Schema.TaggedError<CsrfError>("effect-sessions/CsrfError")(
-  "CsrfError",
-  {},
-  HttpApiSchema.annotations({ status: 403, description: "The request failed its CSRF check." })
-) implements HttpServerRespondable.Respondable {
-  declare readonly reason: CsrfErrorReason
-  override get message(): string {
-    return `CSRF check failed: ${this.reason ?? "refused"}`
-  }
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(forbidden())
-  }
-}
-
-/**
- * `csrfError(reason)` builds a `CsrfError` whose `reason` is kept out of its encoding.
- *
- * @since 0.1.0
- */
-export const csrfError = (reason: CsrfErrorReason): CsrfError => {
-  const error = new CsrfError()
-  Object.defineProperty(error, "reason", { value: reason, enumerable: false, configurable: true })
-  return error
-}
-
-/**
- * `forbidden()` is the response a refused request gets: 403, body `Forbidden`.
- *
- * @since 0.1.0
- */
-export const forbidden = (): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.text("Forbidden", { status: 403, headers: { "cache-control": "no-store" } })
-
-/**
  * `token` succeeds with a token for the current session's forms, creating the session's secret on first use.
  * Each call returns a different string (the secret masked with a fresh pad); all of them verify.
  *
@@ -275,3 +229,49 @@ export const middleware = (options?: Options) => {
       )
     )
 }
+
+/**
+ * Why a request was refused (server-side only; never sent to the client).
+ *
+ * @since 0.1.0
+ */
+export type CsrfErrorReason = "CrossOrigin" | "MissingToken" | "InvalidToken" | "InvalidOptions"
+
+/**
+ * A refused request. It responds 403 with an opaque body; on an `HttpApi` it is declared with status 403
+ * and encodes as `{ "_tag": "CsrfError" }` only. `reason` stays on the server.
+ *
+ * @since 0.1.0
+ */
+export class CsrfError extends Schema.TaggedError<CsrfError>("effect-sessions/CsrfError")(
+  "CsrfError",
+  {},
+  HttpApiSchema.annotations({ status: 403, description: "The request failed its CSRF check." })
+) implements HttpServerRespondable.Respondable {
+  declare readonly reason: CsrfErrorReason
+  override get message(): string {
+    return `CSRF check failed: ${this.reason ?? "refused"}`
+  }
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(forbidden())
+  }
+}
+
+/**
+ * `csrfError(reason)` builds a `CsrfError` whose `reason` is kept out of its encoding.
+ *
+ * @since 0.1.0
+ */
+export const csrfError = (reason: CsrfErrorReason): CsrfError => {
+  const error = new CsrfError()
+  Object.defineProperty(error, "reason", { value: reason, enumerable: false, configurable: true })
+  return error
+}
+
+/**
+ * `forbidden()` is the response a refused request gets: 403, body `Forbidden`.
+ *
+ * @since 0.1.0
+ */
+export const forbidden = (): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.text("Forbidden", { status: 403, headers: { "cache-control": "no-store" } })
