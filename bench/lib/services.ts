@@ -4,6 +4,7 @@
  * Every run removes what it created.
  */
 import { randomBytes } from "node:crypto"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import type { Redis } from "ioredis"
 
 export const services = {
@@ -41,3 +42,12 @@ export const unlinkPrefix = async (client: Redis, prefix: string): Promise<void>
     cursor = next
   } while (cursor !== "0")
 }
+
+/** `PgClient` on the benchmark's Postgres with a pool of `PG_POOL_SIZE`, as every Effect Postgres store here uses. */
+export const pgClientLayer = PgClient.layer({
+  host: services.pg.host,
+  port: services.pg.port,
+  username: services.pg.user,
+  database: services.pg.database,
+  maxConnections: PG_POOL_SIZE
+})

@@ -1,0 +1,47 @@
+/**
+ * The warm-up every store-level workload gets: the same run on a smaller plan of the same shape first
+ * (2,000 sessions, 10,000 operations), so the JIT, the pools and the connections are warm when the
+ * timed run starts.
+ */
+import type { StoreRow } from "./results.js"
+import { makePlan, type Plan, type Stats } from "./workload.js"
+
+/** A smaller plan of the same shape. */
+export const warmupPlan = (plan: Plan): Plan =>
+  makePlan({
+    ...plan.options,
+    sessions: Math.min(plan.options.sessions, 2_000),
+    operations: Math.min(plan.options.operations, 10_000)
+  })
+
+/** Runs `run` on the warm-up plan, then on `plan`, and returns the second run's figures. */
+export const measured = (run: (plan: Plan) => Promise<Stats>) => async (plan: Plan): Promise<Stats> => {
+  await run(warmupPlan(plan))
+  return run(plan)
+}
+
+/** A store-level workload as the runner (bench/run.ts) runs it. */
+export interface Workload {
+  readonly name: string
+  readonly run: (plan: Plan) => Promise<StoreRow>
+}
+
+/** The row of the results for one store-level run. */
+export const storeRow = (stats: Stats, kind: StoreRow["kind"], backend: string): StoreRow => ({
+  name: stats.name,
+  kind,
+  backend,
+  opsPerSec: stats.opsPerSec,
+  p50Ms: stats.p50Ms,
+  p99Ms: stats.p99Ms,
+  operations: stats.operations,
+  seconds: stats.seconds
+})
+
+/** A workload that warms up on the smaller plan, then reports the timed run as a row. */
+export const workload = (
+  name: string,
+  kind: StoreRow["kind"],
+  backend: string,
+  run: (plan: Plan) => Promise<Stats>
+): Workload => ({ name, run: async (plan) => storeRow(await measured(run)(plan), kind, backend) })

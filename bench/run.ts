@@ -1,0 +1,345 @@
+/**
+ * `npm run bench`: every benchmark of issue 6 in one run on one machine, in sequence, with a progress
+ * line per workload; then one table with ratios and target verdicts, the figures as JSON
+ * (`bench/results/<date>.json` and `bench/results/latest.json`) and the chart (`docs/bench.svg`).
+ *
+ * - Store level: the shared plan (10,000 sessions of ~300 B, 50,000 ops, 80% load / 20% save, 64 in flight)
+ *   through our stores, the raw drivers and the express-session stores (bench/store-*.ts).
+ * - HTTP level: each server in its own process, autocannon here, 50 connections with a session each,
+ *   2 s warm-up then 10 s (bench/http/).
+ * - Memory: 100,000 sessions in an in-process store, heap after a GC (bench/memory.ts).
+ *
+ * Environment, for smoke tests: `BENCH_ONLY=store,http,memory` (any subset), `BENCH_SECONDS` (HTTP run
+ * length, default 10), `BENCH_WARMUP` (default 2), `BENCH_OPS` / `BENCH_SESSIONS` (store level),
+ * `BENCH_MEMORY_SESSIONS`, `BENCH_FILTER` (a substring of workload names). A shortened run writes its JSON
+ * and chart to the temp directory instead of the committed files.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { render } from "./chart.js"
+import { runHttp } from "./http/run.js"
+import { type Variant, variants } from "./http/variants.js"
+import { here, spawnChild } from "./lib/child.js"
+import {
+  describeMachine,
+  type HttpRow,
+  machine,
+  type MemoryRow,
+  type Missing,
+  type Results,
+  type StoreRow,
+  type Target
+} from "./lib/results.js"
+import { defaultWorkload, makePlan } from "./lib/workload.js"
+import { MEMORY_SESSIONS } from "./memory.js"
+import { storePeerWorkloads } from "./store-peers.js"
+import { storeRedisWorkloads } from "./store-redis.js"
+import { storeSqlWorkloads } from "./store-sql.js"
+
+const env = (name: string): string | undefined => {
+  const v = process.env[name]
+  return v === undefined || v === "" ? undefined : v
+}
+const levels = new Set((env("BENCH_ONLY") ?? "store,http,memory").split(",").map((s) => s.trim()))
+const httpSeconds = Number(env("BENCH_SECONDS") ?? 10)
+const warmupSeconds = Number(env("BENCH_WARMUP") ?? 2)
+const connections = 50
+const filter = env("BENCH_FILTER")
+const workload = {
+  ...defaultWorkload,
+  sessions: Number(env("BENCH_SESSIONS") ?? defaultWorkload.sessions),
+  operations: Number(env("BENCH_OPS") ?? defaultWorkload.operations)
+}
+const memorySessions = Number(env("BENCH_MEMORY_SESSIONS") ?? MEMORY_SESSIONS)
+const shortened = ["BENCH_ONLY", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_OPS", "BENCH_SESSIONS", "BENCH_MEMORY_SESSIONS", "BENCH_FILTER"]
+  .filter((n) => env(n) !== undefined)
+const command = [...shortened.map((n) => `${n}=${env(n)}`), "npm run bench"].join(" ")
+const selected = (name: string) => filter === undefined || name.toLowerCase().includes(filter.toLowerCase())
+
+// ---------------------------------------------------------------------------------------------------------------
+// the plan of the run
+
+interface Step {
+  readonly level: "store" | "http" | "memory"
+  readonly name: string
+  readonly run: () => Promise<string>
+}
+
+const store: Array<StoreRow> = []
+const http: Array<HttpRow> = []
+const memory: Array<MemoryRow> = []
+const missing: Array<Missing> = [
+  {
+    level: "store",
+    name: "MongoStore",
+    reason: "no MongoDB server on this machine; it runs the contract suite only when MONGODB_URL is set"
+  },
+  {
+    level: "http",
+    name: "a peer for CachingStore",
+    reason: "express-session has no caching store in front of another store; CachingStore is compared with SqlStore alone"
+  }
+]
+
+const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+const steps: Array<Step> = []
+
+if (levels.has("store")) {
+  const plan = makePlan(workload)
+  for (const w of [...storeRedisWorkloads, ...storeSqlWorkloads, ...storePeerWorkloads]) {
+    if (!selected(w.name)) continue
+    steps.push({
+      level: "store",
+      name: w.name,
+      run: async () => {
+        const r = await w.run(plan)
+        store.push(r)
+        return `${fmt(r.opsPerSec)} ops/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms`
+      }
+    })
+  }
+}
+
+if (levels.has("http")) {
+  for (const route of ["count", "read"] as const) {
+    for (const v of variants) {
+      if (!v.routes.includes(route) || !selected(v.name)) continue
+      steps.push({
+        level: "http",
+        name: `${route === "count" ? "/count" : "/read "} ${v.name}`,
+        run: async () => {
+          const r = await runHttp(v, route, { connections, seconds: httpSeconds, warmupSeconds })
+          http.push(r)
+          const writes = r.storeWrites !== undefined ? `, ${fmt(r.storeWrites)} store writes` : ""
+          return `${fmt(r.requestsPerSec)} req/s, p99 ${r.p99Ms} ms${writes}${r.valid ? "" : `, VOID: ${r.voidReason}`}`
+        }
+      })
+    }
+  }
+}
+
+if (levels.has("memory")) {
+  for (const which of ["memory", "lru", "express"]) {
+    if (!selected(which === "express" ? "express-session MemoryStore" : which === "lru" ? "LruStore" : "MemoryStore")) continue
+    steps.push({
+      level: "memory",
+      name: `${fmt(memorySessions)} sessions in ${which === "express" ? "express-session MemoryStore" : which === "lru" ? "LruStore" : "MemoryStore"}`,
+      run: async () => {
+        const child = spawnChild(here(import.meta.url, "./memory.ts"), {
+          args: [which],
+          nodeArgs: ["--expose-gc"],
+          env: { BENCH_MEMORY_SESSIONS: String(memorySessions) }
+        })
+        const { row } = await child.next<{ type: "memory"; row: MemoryRow }>("memory", 300_000)
+        await child.stop()
+        memory.push(row)
+        return `${fmt(row.heapPerSession)} B/session of heap (budget ${fmt(row.budgetBytes / row.sessions)} B)`
+      }
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// targets
+
+const httpRow = (route: "count" | "read", id: string): HttpRow | undefined => {
+  const v = variants.find((x) => x.id === id) as Variant
+  return http.find((r) => r.route === route && r.name === v.name)
+}
+
+const ratioTarget = (name: string, ours: HttpRow | undefined, base: HttpRow | undefined, goal: number): Target => {
+  if (ours === undefined || base === undefined) return { name, value: "not measured", goal: `>= ${goal.toFixed(2)}`, met: null }
+  if (!ours.valid || !base.valid) return { name, value: "void run", goal: `>= ${goal.toFixed(2)}`, met: null }
+  const ratio = ours.requestsPerSec / base.requestsPerSec
+  return {
+    name,
+    value: `${ratio.toFixed(2)} (${fmt(ours.requestsPerSec)} / ${fmt(base.requestsPerSec)} req/s)`,
+    goal: `>= ${goal.toFixed(2)}`,
+    met: ratio >= goal
+  }
+}
+
+/** Store writes allowed on the read-only route: a create, then one refresh per 2 s window of the run. */
+const writeBudget = (sessions: number, seconds: number): number => sessions * Math.ceil(1 + seconds / 2)
+
+const targets = (): Array<Target> => {
+  const out: Array<Target> = []
+  const none = httpRow("count", "effect-none")
+  out.push(ratioTarget("Effect + MemoryStore / Effect without sessions", httpRow("count", "effect-memory"), none, 0.8))
+  out.push(ratioTarget("Effect + RedisStore / Effect without sessions", httpRow("count", "effect-redis"), none, 0.6))
+  const redis = httpRow("count", "effect-redis")
+  const expressRedis = httpRow("count", "express-redis")
+  out.push(
+    redis === undefined || expressRedis === undefined
+      ? { name: "RedisStore vs express-session + connect-redis", value: "not measured", goal: "more req/s", met: null }
+      : !redis.valid || !expressRedis.valid
+      ? { name: "RedisStore vs express-session + connect-redis", value: "void run", goal: "more req/s", met: null }
+      : {
+        name: "RedisStore vs express-session + connect-redis",
+        value: `${fmt(redis.requestsPerSec)} vs ${fmt(expressRedis.requestsPerSec)} req/s (${
+          (redis.requestsPerSec / expressRedis.requestsPerSec).toFixed(2)
+        }x)`,
+        goal: "more req/s",
+        met: redis.requestsPerSec > expressRedis.requestsPerSec
+      }
+  )
+  out.push(ratioTarget("Effect + SqlStore(Postgres) / Effect without sessions", httpRow("count", "effect-pg"), none, 0.35))
+  for (const id of ["effect-memory", "effect-redis", "effect-pg", "effect-caching"]) {
+    const r = httpRow("read", id)
+    if (r === undefined) continue
+    const budget = writeBudget(r.sessions, httpSeconds)
+    out.push({
+      name: `read-only route, store writes: ${r.name}`,
+      value: r.valid ? `${fmt(r.storeWrites ?? 0)} writes, ${r.sessions} sessions, ${fmt(r.requests)} requests` : "void run",
+      goal: `<= ${fmt(budget)} (sessions x ${Math.ceil(1 + httpSeconds / 2)})`,
+      met: r.valid ? (r.storeWrites ?? 0) <= budget : null
+    })
+  }
+  const caching = httpRow("read", "effect-caching")
+  const pg = httpRow("read", "effect-pg")
+  out.push(
+    caching === undefined || pg === undefined
+      ? { name: "read-only route: CachingStore / SqlStore(Postgres)", value: "not measured", goal: ">= 3.00", met: null }
+      : ratioTarget("read-only route: CachingStore / SqlStore(Postgres)", caching, pg, 3)
+  )
+  for (const r of memory.filter((m) => m.kind === "ours")) {
+    out.push({
+      name: `memory: ${fmt(r.sessions)} sessions in ${r.name}`,
+      value: `${fmt(r.heapBytes / 2 ** 20, 1)} MiB (${fmt(r.heapPerSession)} B/session; JSON ${fmt(r.jsonBytes / r.sessions)} B)`,
+      goal: `<= ${fmt(r.budgetBytes / 2 ** 20, 1)} MiB (2 x JSON + 300 B each)`,
+      met: r.heapBytes <= r.budgetBytes
+    })
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the table
+
+const table = (results: Results): string => {
+  const rows: Array<Array<string>> = [["level", "workload", "figure", "ratio", "p50 ms", "p99 ms", "note"]]
+  const section = (title: string) => rows.push([title, "", "", "", "", "", ""])
+  if (results.store.length > 0) {
+    section("STORE")
+    const raw = (backend: string) => results.store.find((r) => r.kind === "raw" && r.backend === backend)
+    for (const r of results.store) {
+      const base = raw(r.backend)
+      rows.push([
+        "store",
+        r.name,
+        `${fmt(r.opsPerSec)} ops/s`,
+        base !== undefined && base !== r ? `${(r.opsPerSec / base.opsPerSec).toFixed(2)} of raw` : "",
+        r.p50Ms.toFixed(2),
+        r.p99Ms.toFixed(2),
+        r.kind
+      ])
+    }
+  }
+  for (const route of ["count", "read"] as const) {
+    const rs = results.http.filter((r) => r.route === route)
+    if (rs.length === 0) continue
+    section(route === "count" ? "HTTP /count" : "HTTP /read")
+    for (const r of rs) {
+      const base = results.http.find((b) => b.route === "count" && b.framework === r.framework && b.store === "none")
+      rows.push([
+        route === "count" ? "http" : "http-ro",
+        r.name,
+        `${fmt(r.requestsPerSec)} req/s`,
+        base !== undefined && base !== r ? `${(r.requestsPerSec / base.requestsPerSec).toFixed(2)} of no-session` : "",
+        String(r.p50Ms),
+        String(r.p99Ms),
+        [
+          r.valid ? (r.store === "none" ? "" : "counters ok") : `VOID: ${r.voidReason}`,
+          r.storeWrites !== undefined ? `${fmt(r.storeWrites)} writes / ${fmt(r.requests)} req` : ""
+        ].filter((s) => s !== "").join("; ")
+      ])
+    }
+  }
+  if (results.memory.length > 0) {
+    section("MEMORY")
+    for (const r of results.memory) {
+      rows.push([
+        "memory",
+        r.name,
+        `${fmt(r.heapPerSession)} B/session`,
+        `${(r.heapBytes / r.budgetBytes).toFixed(2)} of budget`,
+        "",
+        "",
+        `${fmt(r.heapBytes / 2 ** 20, 1)} MiB heap for ${fmt(r.sessions)} sessions, JSON ${fmt(r.jsonBytes / 2 ** 20, 1)} MiB`
+      ])
+    }
+  }
+  if (results.targets.length > 0) {
+    section("TARGETS")
+    for (const t of results.targets) {
+      rows.push(["target", t.name, t.value, t.goal, "", "", t.met === null ? "n/a" : t.met ? "MET" : "MISSED"])
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)))
+  return rows.map((r) =>
+    r.every((c, i) => i === 0 || c === "")
+      ? `\n${r[0]}`
+      : r.map((c, i) => (i === 2 || i === 4 || i === 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd()
+  ).join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// run
+
+const started = performance.now()
+const when = new Date()
+console.log(`effect-sessions benchmark: ${steps.length} workloads; ${describeMachine(machine())}`)
+console.log(`command: ${command}`)
+for (const [i, step] of steps.entries()) {
+  const t0 = performance.now()
+  const prefix = `[${String(i + 1).padStart(2)}/${steps.length}] ${step.level.padEnd(6)} ${step.name}`
+  try {
+    const line = await step.run()
+    console.log(`${prefix.padEnd(70, " ")} ${line} (${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error)
+    missing.push({ level: step.level, name: step.name, reason: `failed: ${reason}` })
+    console.log(`${prefix.padEnd(70, " ")} FAILED: ${reason}`)
+  }
+}
+
+const results: Results = {
+  date: when.toISOString(),
+  command,
+  machine: machine(),
+  settings: {
+    store: workload,
+    http: { connections, seconds: httpSeconds, warmupSeconds, pipelining: 1 },
+    memory: { sessions: memorySessions }
+  },
+  store,
+  http,
+  memory,
+  targets: targets(),
+  missing,
+  elapsedSeconds: (performance.now() - started) / 1000
+}
+
+console.log(table(results))
+if (missing.length > 0) {
+  console.log(`\nnot measured:\n${missing.map((m) => `  ${m.level} ${m.name}: ${m.reason}`).join("\n")}`)
+}
+
+const root = here(import.meta.url, "..")
+const outDir = shortened.length === 0 ? path.join(root, "bench", "results") : fs.mkdtempSync(path.join(os.tmpdir(), "effect-sessions-bench-"))
+const svgPath = shortened.length === 0 ? path.join(root, "docs", "bench.svg") : path.join(outDir, "bench.svg")
+fs.mkdirSync(outDir, { recursive: true })
+fs.mkdirSync(path.dirname(svgPath), { recursive: true })
+const json = `${JSON.stringify(results, null, 2)}\n`
+fs.writeFileSync(path.join(outDir, `${when.toISOString().slice(0, 10)}.json`), json)
+fs.writeFileSync(path.join(outDir, "latest.json"), json)
+fs.writeFileSync(svgPath, render(results))
+console.log(
+  `\n${shortened.length === 0 ? "" : "shortened run, not the committed figures: "}wrote ${path.relative(process.cwd(), outDir)}/latest.json and ${
+    path.relative(process.cwd(), svgPath)
+  } in ${fmt(results.elapsedSeconds)} s`
+)
+process.exit(0)
