@@ -35,11 +35,27 @@ export type Expiry = Data.TaggedEnum<{
 const ctor = Data.taggedEnum<Expiry>()
 
 /**
- * Pattern matching over the three expiry kinds.
+ * `match` folds an expiry by its kind.
  *
  * @since 0.1.0
  */
-export const { $is: is, $match: match } = ctor
+export const match = <A>(
+  expiry: Expiry,
+  cases: {
+    readonly OnSessionEnd: () => A
+    readonly OnInactivity: (expiry: Extract<Expiry, { readonly _tag: "OnInactivity" }>) => A
+    readonly AtDateTime: (expiry: Extract<Expiry, { readonly _tag: "AtDateTime" }>) => A
+  }
+): A => {
+  switch (expiry._tag) {
+    case "OnSessionEnd":
+      return cases.OnSessionEnd()
+    case "OnInactivity":
+      return cases.OnInactivity(expiry)
+    case "AtDateTime":
+      return cases.AtDateTime(expiry)
+  }
+}
 
 /**
  * `OnSessionEnd` ends the session when the browser session ends (no `Max-Age` on the cookie).

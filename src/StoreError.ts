@@ -25,6 +25,7 @@
  */
 import * as Data from "effect/Data"
 import * as Predicate from "effect/Predicate"
+import { TaggedError } from "./internal/taggedError.js"
 
 /**
  * The reasons a store operation can fail.
@@ -99,11 +100,11 @@ export const redact = (cause: unknown): RedactedCause => {
  *
  * @since 0.1.0
  */
-export class StoreError extends Data.TaggedError("StoreError")<{
+export class StoreError extends TaggedError("StoreError")<{
   readonly reason: Reason
   readonly method: Method
   readonly cause: RedactedCause | undefined
-}> {
+}>() {
   override get message(): string {
     return `session store ${this.method} failed: ${this.reason}`
   }

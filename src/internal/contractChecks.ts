@@ -10,7 +10,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -22,6 +21,7 @@ import * as SessionStore from "../SessionStore.js"
 import * as SessionToken from "../SessionToken.js"
 import type * as StoreError from "../StoreError.js"
 import { type TimeTravel, withTimeTravel } from "./contractClock.js"
+import { TaggedError } from "./taggedError.js"
 
 /**
  * One check of the store contract.
@@ -44,7 +44,7 @@ export interface ContractCheck {
  *
  * @since 0.1.0
  */
-export class ContractViolation extends Data.TaggedError("ContractViolation")<{ readonly message: string }> {}
+export class ContractViolation extends TaggedError("ContractViolation")<{ readonly message: string }>() {}
 
 /**
  * Settings the checks read: the store's data cap (default 65,536 bytes).
