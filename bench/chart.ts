@@ -20,7 +20,7 @@ const legend: ReadonlyArray<[Kind, string]> = [
   ["ours", "effect-sessions"],
   ["peer", "express-session and its stores"],
   ["raw", "raw driver (the backend's limit)"],
-  ["baseline", "no sessions"]
+  ["baseline", "baseline: no sessions, or Effect.tryPromise around the raw driver"]
 ]
 
 interface Bar {
@@ -71,7 +71,9 @@ export const groups = (results: Results): ReadonlyArray<Group> => {
   }
   if (results.memory.length > 0) {
     out.push({
-      title: "Memory: heap bytes per session, 100,000 sessions (budget: 2 × JSON + 300 B), lower is better",
+      title: `Memory: heap bytes per session, ${
+        results.memory[0].sessions.toLocaleString("en-US")
+      } sessions after a GC (budget: 2 × JSON + 300 B), lower is better`,
       unit: "B",
       bars: results.memory.map((r) => ({
         label: r.name,
@@ -85,9 +87,9 @@ export const groups = (results: Results): ReadonlyArray<Group> => {
 }
 
 export const render = (results: Results): string => {
-  const width = 1100
+  const width = 1200
   const labelWidth = 330
-  const barMax = 560
+  const barMax = 520
   const barHeight = 18
   const gap = 6
   const left = 20
@@ -121,7 +123,7 @@ export const render = (results: Results): string => {
           : `<rect x="${x}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colors[bar.kind]}"/>`
       )
       const figure = `${formatNumber(bar.value)} ${group.unit}${bar.note !== undefined ? ` · ${bar.note}` : ""}${
-        bar.void !== undefined ? " · VOID (counters broke)" : ""
+        bar.void !== undefined ? " · VOID (see the results JSON)" : ""
       }`
       parts.push(
         `<text x="${x + w + 6}" y="${y + barHeight - 4}" font-size="12" fill="${
@@ -132,12 +134,11 @@ export const render = (results: Results): string => {
     }
   }
   if (results.missing.length > 0) {
-    y += 16
-    parts.push(
-      `<text x="${left}" y="${y}" font-size="12" fill="#6b7280">Not measured: ${
-        escape(results.missing.map((m) => `${m.name} (${m.reason})`).join("; "))
-      }</text>`
-    )
+    y += 8
+    for (const m of results.missing) {
+      y += 16
+      parts.push(`<text x="${left}" y="${y}" font-size="12" fill="#6b7280">Not measured: ${escape(`${m.name}: ${m.reason}`)}</text>`)
+    }
   }
   y += 28
   parts.push(`<line x1="${left}" y1="${y - 16}" x2="${width - left}" y2="${y - 16}" stroke="#d4d4d4"/>`)

@@ -205,7 +205,7 @@ const targets = (): Array<Target> => {
       ? { name: "read-only route: CachingStore / SqlStore(Postgres)", value: "not measured", goal: ">= 3.00", met: null }
       : ratioTarget("read-only route: CachingStore / SqlStore(Postgres)", caching, pg, 3)
   )
-  for (const r of memory.filter((m) => m.kind === "ours")) {
+  for (const r of memory.filter((m) => m.name === "MemoryStore")) {
     out.push({
       name: `memory: ${fmt(r.sessions)} sessions in ${r.name}`,
       value: `${fmt(r.heapBytes / 2 ** 20, 1)} MiB (${fmt(r.heapPerSession)} B/session; JSON ${fmt(r.jsonBytes / r.sessions)} B)`,
@@ -272,18 +272,22 @@ const table = (results: Results): string => {
       ])
     }
   }
-  if (results.targets.length > 0) {
-    section("TARGETS")
-    for (const t of results.targets) {
-      rows.push(["target", t.name, t.value, t.goal, "", "", t.met === null ? "n/a" : t.met ? "MET" : "MISSED"])
-    }
-  }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)))
-  return rows.map((r) =>
+  const lines = rows.map((r) =>
     r.every((c, i) => i === 0 || c === "")
       ? `\n${r[0]}`
       : r.map((c, i) => (i === 2 || i === 4 || i === 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd()
-  ).join("\n")
+  )
+  if (results.targets.length > 0) {
+    const t = results.targets
+    const w = [Math.max(...t.map((x) => x.name.length)), Math.max(...t.map((x) => x.value.length)), Math.max(...t.map((x) => x.goal.length))]
+    lines.push("\nTARGETS")
+    for (const x of t) {
+      const verdict = x.met === null ? "n/a" : x.met ? "MET" : "MISSED"
+      lines.push(`${verdict.padEnd(7)} ${x.name.padEnd(w[0])}  ${x.value.padStart(w[1])}  ${x.goal.padEnd(w[2])}`.trimEnd())
+    }
+  }
+  return lines.join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -305,6 +309,11 @@ for (const [i, step] of steps.entries()) {
     console.log(`${prefix.padEnd(70, " ")} FAILED: ${reason}`)
   }
 }
+
+const backendOrder = ["memory", "redis", "postgres", "mariadb", "sqlite"]
+const kindOrder = ["raw", "ours", "peer", "baseline"]
+const rank = (r: StoreRow) => backendOrder.indexOf(r.backend) * 10 + kindOrder.indexOf(r.kind)
+store.sort((a, b) => rank(a) - rank(b))
 
 const results: Results = {
   date: when.toISOString(),
@@ -337,9 +346,10 @@ const json = `${JSON.stringify(results, null, 2)}\n`
 fs.writeFileSync(path.join(outDir, `${when.toISOString().slice(0, 10)}.json`), json)
 fs.writeFileSync(path.join(outDir, "latest.json"), json)
 fs.writeFileSync(svgPath, render(results))
+const shown = (p: string) => (p.startsWith(process.cwd()) ? path.relative(process.cwd(), p) : p)
 console.log(
-  `\n${shortened.length === 0 ? "" : "shortened run, not the committed figures: "}wrote ${path.relative(process.cwd(), outDir)}/latest.json and ${
-    path.relative(process.cwd(), svgPath)
-  } in ${fmt(results.elapsedSeconds)} s`
+  `\n${shortened.length === 0 ? "" : "shortened run, not the committed figures: "}wrote ${
+    shown(path.join(outDir, "latest.json"))
+  } and ${shown(svgPath)} in ${fmt(results.elapsedSeconds)} s`
 )
 process.exit(0)
