@@ -215,7 +215,8 @@ const resolveConfig = (
       refreshAfterMs: get(durations.refreshAfter),
       absoluteLifetimeMs: get(durations.absoluteLifetime),
       mergeDeadlineMs: get(durations.mergeDeadline) ?? Duration.toMillis(DEFAULT_MERGE_DEADLINE),
-      maxDataBytes
+      maxDataBytes,
+      locks: new internal.CommitLocks()
     }
   })
 

@@ -44,6 +44,48 @@ export interface Config {
   readonly mergeDeadlineMs: number
   /** `undefined`: the store's own cap applies. */
   readonly maxDataBytes: number | undefined
+  /** Per-session commit locks of this middleware instance. */
+  readonly locks: CommitLocks
+}
+
+interface LockEntry {
+  readonly semaphore: Effect.Semaphore
+  /** The last record a commit under this lock saved, while others wait: their base when it is newer. */
+  latest: SessionRecord.SessionRecord | undefined
+  users: number
+}
+
+/**
+ * Commits of one session inside one process take turns, and each starts from the record the previous one
+ * saved: concurrent requests of one browser then merge without a single `Conflict`. Across processes the
+ * store's compare-and-set and the reload-and-retry loop do the work. An entry lives only while a commit of
+ * its session is running or waiting.
+ */
+export class CommitLocks {
+  private readonly entries = new Map<SessionId.SessionId, LockEntry>()
+
+  with<A, E>(id: SessionId.SessionId, f: (entry: LockEntry) => Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.suspend(() => {
+      let entry = this.entries.get(id)
+      if (entry === undefined) {
+        entry = { semaphore: Effect.unsafeMakeSemaphore(1), latest: undefined, users: 0 }
+        this.entries.set(id, entry)
+      }
+      const held = entry
+      held.users++
+      return Effect.ensuring(
+        held.semaphore.withPermits(1)(Effect.suspend(() => f(held))),
+        Effect.sync(() => {
+          if (--held.users === 0) this.entries.delete(id)
+        })
+      )
+    })
+  }
+
+  /** The number of sessions with a commit running or waiting (for tests). */
+  get size(): number {
+    return this.entries.size
+  }
 }
 
 /** Longest raw cookie value looked at; anything longer is no session (a signed token is far shorter). */
@@ -51,8 +93,8 @@ const MAX_COOKIE_CHARS = 512
 /** Attempts at drawing a token that no live session holds. */
 const CREATE_ATTEMPTS = 8
 /** Base and cap of the jittered backoff between merge attempts. */
-const BACKOFF_BASE_MS = 2
-const BACKOFF_CAP_MS = 64
+const BACKOFF_BASE_MS = 5
+const BACKOFF_CAP_MS = 250
 
 type Change = { readonly op: "set"; readonly value: SessionData.JsonValue } | { readonly op: "remove" }
 const REMOVE: Change = { op: "remove" }
@@ -602,7 +644,13 @@ export class RequestSession implements SessionService {
 
       const token = this.token!
       if (this.changes.size > 0 || snapshot.cleared || snapshot.expiryChange !== undefined) {
-        const outcome = yield* this.casSave(record, snapshot, now + this.config.mergeDeadlineMs, 0)
+        const deadline = now + this.config.mergeDeadlineMs
+        const outcome = yield* this.config.locks.with(record.id, (entry) => {
+          const base = entry.latest !== undefined && entry.latest.version > record.version ? entry.latest : record
+          return Effect.tap(this.casSave(base, snapshot, deadline, 0), (outcome) => {
+            entry.latest = outcome._tag === "Saved" ? outcome.record : undefined
+          })
+        })
         if (outcome._tag === "Gone") {
           this.ended()
           return

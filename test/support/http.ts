@@ -151,19 +151,28 @@ export const loadBarrier = <ROut, E, R>(
 }
 
 /**
- * `concurrentWriters(storeLayer, writers)` serves an app with the session middleware over the store, makes a
- * session, then sends `writers` concurrent requests on it, each inserting its own key, all having read the
- * same version (see `loadBarrier`). It succeeds with the keys the session then holds (sorted), the statuses,
- * and the number of `save` calls (more than `writers` means conflicts were merged).
+ * `concurrentWriters(storeLayer, { writers, instances })` serves an app with the session middleware over one
+ * store from `instances` middleware instances (as if from that many processes, each on its own server), makes
+ * a session, then sends `writers` concurrent requests on it, spread over the instances, each inserting its
+ * own key, all having read the same version (see `loadBarrier`). It succeeds with the keys the session then
+ * holds (sorted), the expected keys, the statuses, and the number of `save` calls (more than `writers`
+ * means conflicts between instances were merged).
  */
 export const concurrentWriters = <E, R>(
   storeLayer: Layer.Layer<SessionStore.SessionStore, E, R>,
-  writers = 20
+  options?: { readonly writers?: number | undefined; readonly instances?: number | undefined }
 ): Effect.Effect<
-  { readonly keys: ReadonlyArray<string>; readonly expected: ReadonlyArray<string>; readonly statuses: ReadonlyArray<number>; readonly saves: number },
+  {
+    readonly keys: ReadonlyArray<string>
+    readonly expected: ReadonlyArray<string>
+    readonly statuses: ReadonlyArray<number>
+    readonly saves: number
+  },
   E | SessionMiddleware.SessionConfigError,
   R
 > => {
+  const writers = options?.writers ?? 20
+  const instances = options?.instances ?? 1
   let saves = 0
   const barrier = loadBarrier(
     Layer.map(storeLayer, (ctx) => {
@@ -174,29 +183,32 @@ export const concurrentWriters = <E, R>(
       })
     })
   )
-  const app = HttpRouter.empty.pipe(
+  const routes = HttpRouter.empty.pipe(
     HttpRouter.post(
       "/put",
       Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) =>
         Effect.as(Session.insert(String(params.key), `value-of-${String(params.key)}`), HttpServerResponse.text("ok")))
     ),
-    HttpRouter.get("/keys", Effect.map(Session.keys, (keys) => HttpServerResponse.text(JSON.stringify([...keys].sort())))),
-    HttpRouter.use(SessionMiddleware.middleware)
+    HttpRouter.get("/keys", Effect.map(Session.keys, (keys) => HttpServerResponse.text(JSON.stringify([...keys].sort()))))
   )
   return Effect.gen(function*() {
-    const url = yield* serve(app)
-    const owner = makeClient(url)
+    const urls: Array<string> = []
+    for (let i = 0; i < instances; i++) {
+      const middleware = yield* SessionMiddleware.make()
+      urls.push(yield* serve(middleware.apply(routes)))
+    }
+    const owner = makeClient(urls[0])
     const seed = yield* owner.post("/put?key=seed")
-    const token = seed.setCookies[0]?.value ?? ""
+    const cookie = seed.setCookies[0]
     const keys = Array.from({ length: writers }, (_, i) => `k${String(i).padStart(2, "0")}`)
     saves = 0
     barrier.arm(writers)
-    const statuses = yield* Effect.forEach(keys, (key) => {
-      const client = makeClient(url)
-      client.jar.set(seed.setCookies[0]?.name ?? "", token)
+    const statuses = yield* Effect.forEach(keys, (key, i) => {
+      const client = makeClient(urls[i % instances])
+      if (cookie !== undefined) client.jar.set(cookie.name, cookie.value)
       return Effect.map(client.post(`/put?key=${key}`), (r) => r.status)
     }, { concurrency: "unbounded" })
     const stored: ReadonlyArray<string> = JSON.parse((yield* owner.get("/keys")).body)
     return { keys: stored, expected: ["seed", ...keys].sort(), statuses, saves }
-  }).pipe(Effect.scoped, Effect.provide(SessionMiddleware.layer().pipe(Layer.provideMerge(barrier.layer))))
+  }).pipe(Effect.scoped, Effect.provide(barrier.layer))
 }
