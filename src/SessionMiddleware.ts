@@ -48,7 +48,6 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -58,6 +57,7 @@ import * as CookieSigner from "./CookieSigner.js"
 import * as Expiry from "./Expiry.js"
 import * as internalCookie from "./internal/cookie.js"
 import * as internal from "./internal/session.js"
+import { TaggedError } from "./internal/taggedError.js"
 import { Session, SessionError } from "./Session.js"
 import type * as SessionStoreModule from "./SessionStore.js"
 import { SessionStore } from "./SessionStore.js"
@@ -130,9 +130,9 @@ export interface Options {
  *
  * @since 0.1.0
  */
-export class SessionConfigError extends Data.TaggedError("SessionConfigError")<{
+export class SessionConfigError extends TaggedError("SessionConfigError")<{
   readonly message: string
-}> {}
+}>() {}
 
 /**
  * The built middleware.
