@@ -119,7 +119,7 @@ export const expiresAt = (
 
 /**
  * `maxAgeSeconds` is the cookie `Max-Age` for a session ending at `expiresAt`, seen at `now`:
- * `floor((expiresAt - now) / 1000)`, never below 0; `undefined` for `OnSessionEnd` without a deadline.
+ * `floor((expiresAt - now) / 1000)`, never below 0; `undefined` for `OnSessionEnd` (a browser-session cookie).
  *
  * @since 0.1.0
  */
