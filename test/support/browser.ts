@@ -4,14 +4,13 @@
  *
  * A missing Chromium skips the browser suite loudly, except when `CI` is set: then it fails.
  */
-import { describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Browser, chromium } from "playwright-core"
-import { isCI } from "./services.js"
+import { describeRequirement } from "./services.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
@@ -35,23 +34,8 @@ export const launchChromium = (): Promise<Browser> =>
  * `describeBrowser(name, body)` runs `body` inside a `describe` when Chromium is installed;
  * otherwise it skips loudly, or, with `CI` set, registers a failing test.
  */
-export const describeBrowser = (name: string, body: () => void): void => {
-  if (fs.existsSync(chromiumPath)) {
-    describe(name, body)
-    return
-  }
-  const message = `${name}: no Chromium at ${chromiumPath} (set CHROMIUM_PATH)`
-  if (isCI()) {
-    describe(name, () => {
-      it("Chromium is installed (required when CI is set)", () => {
-        throw new Error(message)
-      })
-    })
-  } else {
-    console.warn(`\n!!! ${message}: SKIPPING its tests (with CI set this fails) !!!\n`)
-    describe.skip(`${name} (SKIPPED: no Chromium)`, body)
-  }
-}
+export const describeBrowser = (name: string, body: () => void): void =>
+  describeRequirement(name, fs.existsSync(chromiumPath), `no Chromium at ${chromiumPath} (set CHROMIUM_PATH)`, body)
 
 export interface Demo {
   /** The URL the demo logged at start. */

@@ -39,6 +39,28 @@ export const probeTcp = (host: string, port: number, timeoutMs = 1500): Promise<
   })
 
 /**
+ * `describeRequirement(name, available, why, body)` runs `body` inside a `describe` when the requirement
+ * is met; otherwise it skips loudly, or, with `CI` set, registers a failing test saying `why`.
+ */
+export const describeRequirement = (name: string, available: boolean, why: string, body: () => void): void => {
+  if (available) {
+    describe(name, body)
+    return
+  }
+  const message = `${name}: ${why}`
+  if (isCI()) {
+    describe(name, () => {
+      it("its requirement is met (required when CI is set)", () => {
+        throw new Error(message)
+      })
+    })
+  } else {
+    console.warn(`\n!!! ${message}: SKIPPING its tests (with CI set this fails) !!!\n`)
+    describe.skip(`${name} (SKIPPED: ${why})`, body)
+  }
+}
+
+/**
  * `describeService(name, host, port, body)` runs `body` inside a `describe` when the service answers;
  * otherwise it skips loudly, or, with `CI` set, registers a failing test.
  */
@@ -47,21 +69,5 @@ export const describeService = async (
   host: string,
   port: number,
   body: () => void
-): Promise<void> => {
-  const up = await probeTcp(host, port)
-  if (up) {
-    describe(name, body)
-    return
-  }
-  const message = `${name}: server at ${host}:${port} is unreachable`
-  if (isCI()) {
-    describe(name, () => {
-      it("server is reachable (required when CI is set)", () => {
-        throw new Error(message)
-      })
-    })
-  } else {
-    console.warn(`\n!!! ${message}: SKIPPING its tests (with CI set this fails) !!!\n`)
-    describe.skip(`${name} (SKIPPED: ${host}:${port} unreachable)`, body)
-  }
-}
+): Promise<void> =>
+  describeRequirement(name, await probeTcp(host, port), `server at ${host}:${port} is unreachable`, body)
