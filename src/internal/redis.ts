@@ -6,7 +6,8 @@
  * scripts read only the head of the value (`GETRANGE key 0 40`), so they never copy or parse the JSON.
  */
 import * as Either from "effect/Either"
-import * as SessionRecord from "../SessionRecord.js"
+import * as SessionData from "../SessionData.js"
+import type * as SessionRecord from "../SessionRecord.js"
 import type { SessionId } from "../SessionId.js"
 import * as StoreError from "../StoreError.js"
 
@@ -25,27 +26,37 @@ export type Decoded =
 
 const EXPIRED: Decoded = { _tag: "Expired" }
 
+/** The integer written in `value[from, to)` (decimal digits, an optional leading `-`), or `undefined`. */
+const parseInteger = (value: string, from: number, to: number): number | undefined => {
+  const negative = value.charCodeAt(from) === 45 // "-"
+  const start = negative ? from + 1 : from
+  if (to - start < 1 || to - start > 16) return undefined
+  let n = 0
+  for (let i = start; i < to; i++) {
+    const digit = value.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return undefined
+    n = n * 10 + digit
+  }
+  return Number.isSafeInteger(n) ? (negative ? -n : n) : undefined
+}
+
 /**
- * `decodeValue` reads a stored string back. The JSON of a record expired at `now` is never parsed.
+ * `decodeValue` reads a stored string back for `id` (the id the key was built from). The JSON of a record
+ * expired at `now` is never parsed.
  */
 export const decodeValue = (id: SessionId, value: string, now: number): Decoded => {
   const first = value.indexOf(":")
   const second = first < 0 ? -1 : value.indexOf(":", first + 1)
-  if (first < 1 || second < 0 || second - first < 2) {
+  const version = first < 0 ? undefined : parseInteger(value, 0, first)
+  const expiresAt = second < 0 ? undefined : parseInteger(value, first + 1, second)
+  if (version === undefined || version < 1 || expiresAt === undefined) {
     return { _tag: "Malformed", rule: "stored value has no version:expiresAt head" }
   }
-  const expiresAt = value.slice(first + 1, second)
-  const expiresAtNumber = Number(expiresAt)
-  if (Number.isSafeInteger(expiresAtNumber) && expiresAtNumber <= now) return EXPIRED
-  const decoded = SessionRecord.decodeStoredEither({
-    id,
-    version: value.slice(0, first),
-    expiresAt,
-    data: value.slice(second + 1)
-  })
-  return Either.isRight(decoded)
-    ? { _tag: "Live", record: decoded.right }
-    : { _tag: "Malformed", rule: decoded.left }
+  if (expiresAt <= now) return EXPIRED
+  const data = SessionData.decode(value.slice(second + 1))
+  return Either.isRight(data)
+    ? { _tag: "Live", record: { id, data: data.right, expiresAt, version } }
+    : { _tag: "Malformed", rule: data.left }
 }
 
 /** Replies of both scripts. */

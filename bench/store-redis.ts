@@ -1,0 +1,156 @@
+/**
+ * Store level, Redis: RedisStore next to raw ioredis on the shared plan (10,000 sessions of ~300 B,
+ * 50,000 ops, 80% load / 20% save, 64 in flight), in the same run, on the same Redis:
+ * - RedisStore: `RedisStore.layer` (its own connection, defaults: spans on, 2 s command timeout),
+ *   64 fibers in one Effect runtime, through `storeOps` + `runEffect`;
+ * - raw ioredis: `GET` + `JSON.parse` / `SET PX` with 64 Promise workers (`runPromise`), one connection;
+ * - for scale, `Effect.tryPromise` around the same raw calls and nothing else, 64 fibers.
+ * Each gets its own connection and key prefix, and a short warm-up before its timed run.
+ *
+ * Run alone: `npx tsx bench/store-redis.ts` (BENCH_OPS / BENCH_SESSIONS shorten it).
+ */
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as SessionStore from "../src/SessionStore.js"
+import { Redis } from "ioredis"
+import * as RedisStore from "../src/RedisStore.js"
+import type { StoreRow } from "./lib/results.js"
+import { services, uniqueName, unlinkPrefix } from "./lib/services.js"
+import {
+  defaultWorkload,
+  expiresAt,
+  formatStats,
+  makePlan,
+  type Plan,
+  runEffect,
+  runPromise,
+  sessionData,
+  type Stats,
+  storeOps
+} from "./lib/workload.js"
+
+const url = `redis://${services.redis.host}:${services.redis.port}`
+
+/** Runs `body` with a fresh connection and key prefix, removing the keys and closing the connection after. */
+const withRawClient = async <A>(body: (client: Redis, prefix: string) => Promise<A>): Promise<A> => {
+  const client = new Redis({ ...services.redis, lazyConnect: true })
+  await client.connect()
+  const prefix = `${uniqueName("bench_redis")}:`
+  try {
+    return await body(client, prefix)
+  } finally {
+    await unlinkPrefix(client, prefix)
+    await client.quit()
+  }
+}
+
+const ttl = () => expiresAt(Date.now()) - Date.now()
+
+const seedRaw = async (client: Redis, prefix: string, plan: Plan): Promise<void> => {
+  let next = 0
+  await Promise.all(Array.from({ length: plan.options.concurrency }, async () => {
+    while (next < plan.ids.length) {
+      const i = next++
+      await client.set(prefix + plan.ids[i], JSON.stringify(sessionData(i, 0)), "PX", ttl())
+    }
+  }))
+}
+
+const rawLoad = async (client: Redis, key: string): Promise<unknown> => {
+  const value = await client.get(key)
+  if (value === null) throw new Error("session missing")
+  return JSON.parse(value)
+}
+
+/** Raw ioredis: GET + JSON.parse / SET PX, one Promise worker per lane. */
+export const rawIoredis = (plan: Plan): Promise<Stats> =>
+  withRawClient(async (client, prefix) => {
+    await seedRaw(client, prefix, plan)
+    return runPromise("raw ioredis GET+JSON.parse / SET PX", plan, {
+      load: (index) => rawLoad(client, prefix + plan.ids[index]),
+      save: (index, write) => client.set(prefix + plan.ids[index], JSON.stringify(sessionData(index, write)), "PX", ttl())
+    })
+  })
+
+/** The same raw calls, each in `Effect.tryPromise` and nothing else, one fiber per lane. */
+export const effectTryPromise = (plan: Plan): Promise<Stats> =>
+  withRawClient(async (client, prefix) => {
+    await seedRaw(client, prefix, plan)
+    return Effect.runPromise(runEffect("Effect.tryPromise(raw ioredis)", plan, {
+      load: (index) => Effect.tryPromise(() => rawLoad(client, prefix + plan.ids[index])),
+      save: (index, write) =>
+        Effect.tryPromise(() =>
+          client.set(prefix + plan.ids[index], JSON.stringify(sessionData(index, write)), "PX", ttl())
+        )
+    }))
+  })
+
+/** RedisStore with its defaults, over its own connection (the layer's scope closes it). */
+export const redisStore = async (plan: Plan): Promise<Stats> => {
+  const prefix = `${uniqueName("bench_redisstore")}:`
+  try {
+    return await Effect.runPromise(
+      Effect.flatMap(SessionStore.SessionStore, (store) =>
+        Effect.flatMap(storeOps(store, plan), (ops) => runEffect("RedisStore", plan, ops))).pipe(
+          Effect.provide(RedisStore.layer({ url: Redacted.make(url), keyPrefix: prefix }))
+        )
+    )
+  } finally {
+    await withRawClient((client) => unlinkPrefix(client, prefix))
+  }
+}
+
+const row = (stats: Stats, kind: StoreRow["kind"]): StoreRow => ({
+  name: stats.name,
+  kind,
+  backend: "redis",
+  opsPerSec: stats.opsPerSec,
+  p50Ms: stats.p50Ms,
+  p99Ms: stats.p99Ms,
+  operations: stats.operations,
+  seconds: stats.seconds
+})
+
+/** A smaller plan of the same shape, run once before each timed run to warm the JIT and the connection. */
+const warmup = (plan: Plan): Plan =>
+  makePlan({ ...plan.options, sessions: Math.min(plan.options.sessions, 2_000), operations: Math.min(plan.options.operations, 10_000) })
+
+const measured = (run: (plan: Plan) => Promise<Stats>) => async (plan: Plan): Promise<Stats> => {
+  await run(warmup(plan))
+  return run(plan)
+}
+
+export interface Workload {
+  readonly name: string
+  readonly run: (plan: Plan) => Promise<StoreRow>
+}
+
+/** The workloads of this file, in the order the runner runs them (the raw peer first and last, to show drift). */
+export const storeRedisWorkloads: ReadonlyArray<Workload> = [
+  { name: "raw ioredis", run: async (plan) => row(await measured(rawIoredis)(plan), "raw") },
+  { name: "RedisStore", run: async (plan) => row(await measured(redisStore)(plan), "ours") },
+  { name: "Effect.tryPromise(raw ioredis)", run: async (plan) => row(await measured(effectTryPromise)(plan), "baseline") }
+]
+
+/** `RedisStore` mixed ops/s over raw ioredis mixed ops/s, from the rows of one run. */
+export const redisRatio = (rows: ReadonlyArray<StoreRow>): number | undefined => {
+  const ours = rows.find((r) => r.name === "RedisStore")
+  const raw = rows.find((r) => r.kind === "raw" && r.backend === "redis")
+  return ours !== undefined && raw !== undefined ? ours.opsPerSec / raw.opsPerSec : undefined
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const plan = makePlan({
+    ...defaultWorkload,
+    sessions: Number(process.env.BENCH_SESSIONS ?? defaultWorkload.sessions),
+    operations: Number(process.env.BENCH_OPS ?? defaultWorkload.operations)
+  })
+  const rows: Array<StoreRow> = []
+  for (const w of storeRedisWorkloads) {
+    const r = await w.run(plan)
+    rows.push(r)
+    console.log(formatStats(r))
+  }
+  const ratio = redisRatio(rows)
+  if (ratio !== undefined) console.log(`RedisStore / raw ioredis (mixed ops/s): ${ratio.toFixed(2)} (target >= 0.75)`)
+}
