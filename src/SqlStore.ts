@@ -150,17 +150,14 @@ const pause = (attempt: number): Effect.Effect<void> =>
  * `retrying` runs a single statement again when it failed without effect (deadlock, serialization failure,
  * lock wait, busy file). Inside the app's transaction it never retries: the transaction as a whole failed.
  */
-const retrying = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
-  const loop = (attempt: number): Effect.Effect<A, SqlError> =>
-    Effect.catchAll(effect, (error) =>
-      attempt >= MAX_ATTEMPTS || !Dialect.isTransient(error.cause)
-        ? Effect.fail(error)
-        : Effect.flatMap(
-          Effect.serviceOption(SqlClient.TransactionConnection),
-          (tx) => (Option.isSome(tx) ? Effect.fail(error) : Effect.zipRight(pause(attempt), loop(attempt + 1)))
-        ))
-  return loop(1)
-}
+const retrying = <A>(effect: Effect.Effect<A, SqlError>, attempt = 1): Effect.Effect<A, SqlError> =>
+  Effect.catchAll(effect, (error) =>
+    attempt >= MAX_ATTEMPTS || !Dialect.isTransient(error.cause)
+      ? Effect.fail(error)
+      : Effect.flatMap(
+        Effect.serviceOption(SqlClient.TransactionConnection),
+        (tx) => (Option.isSome(tx) ? Effect.fail(error) : Effect.zipRight(pause(attempt), retrying(effect, attempt + 1)))
+      ))
 
 /** A driver error as a `StoreError`; `StoreError.make` keeps the driver error's name and code only. */
 const unavailable = (method: StoreError.Method) => (error: SqlError): StoreError.StoreError =>
@@ -170,6 +167,13 @@ const unexpectedResult = (method: StoreError.Method): StoreError.StoreError =>
   StoreError.make("Unavailable", method, { _tag: "UnexpectedDriverResult" })
 
 type Row = Record<string, unknown>
+
+// The hot paths below build no named closures per call: every callback is either hoisted or inline.
+const createError = unavailable("create")
+const saveError = unavailable("save")
+const loadError = unavailable("load")
+const deleteError = unavailable("delete")
+const deleteExpiredError = unavailable("deleteExpired")
 
 const makeBackend = (
   sql: SqlClient.SqlClient,
@@ -191,52 +195,57 @@ const makeBackend = (
   const gone = Effect.fail(StoreError.make("Gone", "save"))
   const none = Effect.succeed(Option.none<SessionRecord.SessionRecord>())
 
-  const create = (record: SessionRecord.SessionRecord, json: string, now: number) => {
-    if (!mysql) {
-      return Effect.flatMap(
-        Effect.mapError(rows(st.create, [record.id, json, record.expiresAt, record.version, now]), unavailable("create")),
-        (written) => (written.length === 1 ? Effect.succeed(record) : collision)
-      )
-    }
-    // MySQL: INSERT; on a duplicate key, replace the row only if it has expired; zero rows is a Collision.
-    const replace = Effect.flatMap(
-      Effect.mapError(raw(st.replaceExpired, [json, record.expiresAt, record.version, record.id, now]), unavailable("create")),
+  // MySQL, after a duplicate key on INSERT: replace the row only if it has expired; zero rows is a Collision.
+  const replaceExpired = (record: SessionRecord.SessionRecord, json: string, now: number) =>
+    Effect.flatMap(
+      Effect.mapError(raw(st.replaceExpired, [json, record.expiresAt, record.version, record.id, now]), createError),
       (result) => {
         const n = Dialect.affectedRows(result)
         return n === undefined ? Effect.fail(unexpectedResult("create")) : n === 1 ? Effect.succeed(record) : collision
       }
     )
-    return Effect.catchAll(
-      Effect.as(raw(st.create, [record.id, json, record.expiresAt, record.version]), record),
-      (error) => (Dialect.isDuplicateKey(error.cause) ? replace : Effect.fail(unavailable("create")(error)))
-    )
-  }
 
-  const save = (record: SessionRecord.SessionRecord, json: string, now: number) => {
-    const params = [json, record.expiresAt, record.id, record.version, now]
-    const saved: SessionRecord.SessionRecord = {
-      id: record.id,
-      data: record.data,
-      expiresAt: record.expiresAt,
-      version: record.version + 1
-    }
-    const check = (written: number | undefined) =>
-      written === undefined
-        ? Effect.fail(unexpectedResult("save"))
-        : written === 1
-        ? Effect.succeed(saved)
-        // Nothing written: a live record means another version won, none means the session is Gone.
-        : Effect.flatMap(
-          Effect.mapError(rows(st.current, [record.id, now]), unavailable("save")),
-          (found) => (found.length > 0 ? conflict : gone)
-        )
-    return mysql
-      ? Effect.flatMap(Effect.mapError(raw(st.save, params), unavailable("save")), (r) => check(Dialect.affectedRows(r)))
-      : Effect.flatMap(Effect.mapError(rows(st.save, params), unavailable("save")), (r) => check(r.length))
-  }
+  const create = (record: SessionRecord.SessionRecord, json: string, now: number) =>
+    mysql
+      ? Effect.catchAll(
+        Effect.as(raw(st.create, [record.id, json, record.expiresAt, record.version]), record),
+        (error) => (Dialect.isDuplicateKey(error.cause) ? replaceExpired(record, json, now) : Effect.fail(createError(error)))
+      )
+      : Effect.flatMap(
+        Effect.mapError(rows(st.create, [record.id, json, record.expiresAt, record.version, now]), createError),
+        (written) => (written.length === 1 ? Effect.succeed(record) : collision)
+      )
+
+  // After a compare-and-set: one row written is the saved record; none means a live record with another
+  // version won (Conflict) or there is no live record (Gone).
+  const saved = (record: SessionRecord.SessionRecord, now: number, written: number | undefined) =>
+    written === 1
+      ? Effect.succeed<SessionRecord.SessionRecord>({
+        id: record.id,
+        data: record.data,
+        expiresAt: record.expiresAt,
+        version: record.version + 1
+      })
+      : written === undefined
+      ? Effect.fail(unexpectedResult("save"))
+      : Effect.flatMap(
+        Effect.mapError(rows(st.current, [record.id, now]), saveError),
+        (found) => (found.length > 0 ? conflict : gone)
+      )
+
+  const save = (record: SessionRecord.SessionRecord, json: string, now: number) =>
+    mysql
+      ? Effect.flatMap(
+        Effect.mapError(raw(st.save, [json, record.expiresAt, record.id, record.version, now]), saveError),
+        (result) => saved(record, now, Dialect.affectedRows(result))
+      )
+      : Effect.flatMap(
+        Effect.mapError(rows(st.save, [json, record.expiresAt, record.id, record.version, now]), saveError),
+        (written) => saved(record, now, written.length)
+      )
 
   const load = (id: SessionRecord.SessionRecord["id"], now: number) =>
-    Effect.flatMap(Effect.mapError(rows(st.load, [id, now]), unavailable("load")), (found) => {
+    Effect.flatMap(Effect.mapError(rows(st.load, [id, now]), loadError), (found) => {
       if (found.length === 0) return none
       const row = found[0]
       const decoded = SessionRecord.decodeStoredEither({
@@ -251,20 +260,20 @@ const makeBackend = (
     })
 
   const remove = (id: SessionRecord.SessionRecord["id"]) =>
-    Effect.asVoid(Effect.mapError(rows(st.delete, [id]), unavailable("delete")))
+    Effect.asVoid(Effect.mapError(rows(st.delete, [id]), deleteError))
 
   const batch = (limit: number, now: number): Effect.Effect<number, StoreError.StoreError> => {
     const text = st.deleteExpired(limit)
     switch (st.dialect) {
       case "pg":
         return Effect.map(
-          Effect.mapError(rows(text, [now]), unavailable("deleteExpired")),
+          Effect.mapError(rows(text, [now]), deleteExpiredError),
           (r) => Number(r[0]?.n ?? 0)
         )
       case "sqlite":
-        return Effect.map(Effect.mapError(rows(text, [now]), unavailable("deleteExpired")), (r) => r.length)
+        return Effect.map(Effect.mapError(rows(text, [now]), deleteExpiredError), (r) => r.length)
       case "mysql":
-        return Effect.flatMap(Effect.mapError(raw(text, [now]), unavailable("deleteExpired")), (r) => {
+        return Effect.flatMap(Effect.mapError(raw(text, [now]), deleteExpiredError), (r) => {
           const n = Dialect.affectedRows(r)
           return n === undefined ? Effect.fail(unexpectedResult("deleteExpired")) : Effect.succeed(n)
         })

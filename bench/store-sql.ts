@@ -1,0 +1,171 @@
+/**
+ * Store level, PostgreSQL: SqlStore next to the very same SQL statements sent through `pg` directly, on the
+ * shared plan (10,000 sessions of ~300 B, 50,000 ops, 80% load / 20% save, 64 in flight), in the same run,
+ * on the same server, each with a `pg` pool of PG_POOL_SIZE connections and its own table:
+ * - SqlStore: `SqlStore.layer` over `PgClient` (defaults: spans on, data rules checked), 64 fibers in one
+ *   Effect runtime, through `storeOps` + `runEffect`;
+ * - raw pg: SqlStore's own statement texts (`load`: SELECT ... WHERE id = $1 AND expires_at > $2; `save`:
+ *   the compare-and-set UPDATE ... RETURNING version) with `pool.query`, `JSON.stringify` for writes,
+ *   64 Promise workers (`runPromise`);
+ * - for scale, `Effect.tryPromise` around the same raw calls and nothing else, 64 fibers.
+ * Each gets a short warm-up before its timed run.
+ *
+ * Run alone: `npx tsx bench/store-sql.ts` (BENCH_OPS / BENCH_SESSIONS shorten it).
+ */
+import { PgClient } from "@effect/sql-pg"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import pg from "pg"
+import * as Dialect from "../src/internal/sqlDialect.js"
+import * as SqlStore from "../src/SqlStore.js"
+import type { StoreRow } from "./lib/results.js"
+import { PG_POOL_SIZE, services, uniqueName } from "./lib/services.js"
+import { runStoreLayer } from "./store-peers.js"
+import {
+  defaultWorkload,
+  expiresAt,
+  formatStats,
+  makePlan,
+  type Plan,
+  runEffect,
+  runPromise,
+  sessionData,
+  type Stats
+} from "./lib/workload.js"
+
+const newPool = (): pg.Pool => new pg.Pool({ ...services.pg, max: PG_POOL_SIZE })
+
+/** Runs `body` on a fresh table (created with SqlStore's own DDL) and a fresh pool, dropping both after. */
+const withRawTable = async <A>(body: (pool: pg.Pool, st: Dialect.Statements) => Promise<A>): Promise<A> => {
+  const pool = newPool()
+  const st = Dialect.statements("pg", { table: uniqueName("bench_sql_raw"), schema: undefined })
+  try {
+    for (const text of st.ddl) await pool.query(text)
+    return await body(pool, st)
+  } finally {
+    await pool.query(`DROP TABLE IF EXISTS ${st.qualified}`)
+    await pool.end()
+  }
+}
+
+/** The raw statements, with the versions each lane last saw (lanes own their sessions, as in `storeOps`). */
+const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan) => {
+  const versions = new Int32Array(plan.ids.length).fill(1)
+  let next = 0
+  const now = Date.now()
+  await Promise.all(Array.from({ length: plan.options.concurrency }, async () => {
+    while (next < plan.ids.length) {
+      const i = next++
+      const r = await pool.query(st.create, [plan.ids[i], JSON.stringify(sessionData(i, 0)), expiresAt(now), 1, now])
+      if (r.rowCount !== 1) throw new Error("seed: create wrote nothing")
+    }
+  }))
+  return {
+    load: async (index: number): Promise<unknown> => {
+      const r = await pool.query(st.load, [plan.ids[index], Date.now()])
+      if (r.rows.length !== 1) throw new Error("session missing")
+      return r.rows[0]
+    },
+    save: async (index: number, write: number): Promise<unknown> => {
+      const now = Date.now()
+      const r = await pool.query(st.save, [
+        JSON.stringify(sessionData(index, write)),
+        expiresAt(now),
+        plan.ids[index],
+        versions[index],
+        now
+      ])
+      if (r.rowCount !== 1) throw new Error("compare-and-set wrote nothing")
+      versions[index]++
+      return r.rows[0]
+    }
+  }
+}
+
+/** Raw pg: SqlStore's statements through `pool.query`, one Promise worker per lane. */
+export const rawPg = (plan: Plan): Promise<Stats> =>
+  withRawTable(async (pool, st) => runPromise("raw pg (same statements)", plan, await rawOps(pool, st, plan)))
+
+/** The same raw calls, each in `Effect.tryPromise` and nothing else, one fiber per lane. */
+export const effectTryPromise = (plan: Plan): Promise<Stats> =>
+  withRawTable(async (pool, st) => {
+    const ops = await rawOps(pool, st, plan)
+    return Effect.runPromise(runEffect("Effect.tryPromise(raw pg)", plan, {
+      load: (index) => Effect.tryPromise(() => ops.load(index)),
+      save: (index, write) => Effect.tryPromise(() => ops.save(index, write))
+    }))
+  })
+
+/** SqlStore with its defaults over `PgClient`, on its own table. */
+export const sqlStore = async (plan: Plan): Promise<Stats> => {
+  const table = uniqueName("bench_sql")
+  const client = PgClient.layer({
+    host: services.pg.host,
+    port: services.pg.port,
+    username: services.pg.user,
+    database: services.pg.database,
+    maxConnections: PG_POOL_SIZE
+  })
+  try {
+    return await runStoreLayer("SqlStore (Postgres)", plan, SqlStore.layer({ table }).pipe(Layer.provide(client)))
+  } finally {
+    const pool = newPool()
+    await pool.query(`DROP TABLE IF EXISTS "${table}"`)
+    await pool.end()
+  }
+}
+
+const row = (stats: Stats, kind: StoreRow["kind"]): StoreRow => ({
+  name: stats.name,
+  kind,
+  backend: "postgres",
+  opsPerSec: stats.opsPerSec,
+  p50Ms: stats.p50Ms,
+  p99Ms: stats.p99Ms,
+  operations: stats.operations,
+  seconds: stats.seconds
+})
+
+/** A smaller plan of the same shape, run once before each timed run to warm the JIT and the pool. */
+const warmup = (plan: Plan): Plan =>
+  makePlan({ ...plan.options, sessions: Math.min(plan.options.sessions, 2_000), operations: Math.min(plan.options.operations, 10_000) })
+
+const measured = (run: (plan: Plan) => Promise<Stats>) => async (plan: Plan): Promise<Stats> => {
+  await run(warmup(plan))
+  return run(plan)
+}
+
+export interface Workload {
+  readonly name: string
+  readonly run: (plan: Plan) => Promise<StoreRow>
+}
+
+/** The workloads of this file, in the order the runner runs them. */
+export const storeSqlWorkloads: ReadonlyArray<Workload> = [
+  { name: "raw pg", run: async (plan) => row(await measured(rawPg)(plan), "raw") },
+  { name: "SqlStore (Postgres)", run: async (plan) => row(await measured(sqlStore)(plan), "ours") },
+  { name: "Effect.tryPromise(raw pg)", run: async (plan) => row(await measured(effectTryPromise)(plan), "baseline") }
+]
+
+/** `SqlStore` mixed ops/s over raw pg mixed ops/s, from the rows of one run. */
+export const sqlRatio = (rows: ReadonlyArray<StoreRow>): number | undefined => {
+  const ours = rows.find((r) => r.name === "SqlStore (Postgres)")
+  const raw = rows.find((r) => r.kind === "raw" && r.backend === "postgres")
+  return ours !== undefined && raw !== undefined ? ours.opsPerSec / raw.opsPerSec : undefined
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const plan = makePlan({
+    ...defaultWorkload,
+    sessions: Number(process.env.BENCH_SESSIONS ?? defaultWorkload.sessions),
+    operations: Number(process.env.BENCH_OPS ?? defaultWorkload.operations)
+  })
+  const rows: Array<StoreRow> = []
+  for (const w of storeSqlWorkloads) {
+    const r = await w.run(plan)
+    rows.push(r)
+    console.log(formatStats(r))
+  }
+  const ratio = sqlRatio(rows)
+  if (ratio !== undefined) console.log(`SqlStore / raw pg (mixed ops/s): ${ratio.toFixed(2)} (target >= 0.85)`)
+}
