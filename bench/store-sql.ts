@@ -12,14 +12,14 @@
  *
  * Run alone: `npx tsx bench/store-sql.ts` (BENCH_OPS / BENCH_SESSIONS shorten it).
  */
-import { PgClient } from "@effect/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import pg from "pg"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import * as SqlStore from "../src/SqlStore.js"
 import type { StoreRow } from "./lib/results.js"
-import { PG_POOL_SIZE, services, uniqueName } from "./lib/services.js"
+import { type Workload, workload } from "./lib/measure.js"
+import { PG_POOL_SIZE, pgClientLayer, services, uniqueName } from "./lib/services.js"
 import { runStoreLayer } from "./store-peers.js"
 import {
   defaultWorkload,
@@ -99,15 +99,8 @@ export const effectTryPromise = (plan: Plan): Promise<Stats> =>
 /** SqlStore with its defaults over `PgClient`, on its own table. */
 export const sqlStore = async (plan: Plan): Promise<Stats> => {
   const table = uniqueName("bench_sql")
-  const client = PgClient.layer({
-    host: services.pg.host,
-    port: services.pg.port,
-    username: services.pg.user,
-    database: services.pg.database,
-    maxConnections: PG_POOL_SIZE
-  })
   try {
-    return await runStoreLayer("SqlStore (Postgres)", plan, SqlStore.layer({ table }).pipe(Layer.provide(client)))
+    return await runStoreLayer("SqlStore (Postgres)", plan, SqlStore.layer({ table }).pipe(Layer.provide(pgClientLayer)))
   } finally {
     const pool = newPool()
     await pool.query(`DROP TABLE IF EXISTS "${table}"`)
@@ -115,36 +108,11 @@ export const sqlStore = async (plan: Plan): Promise<Stats> => {
   }
 }
 
-const row = (stats: Stats, kind: StoreRow["kind"]): StoreRow => ({
-  name: stats.name,
-  kind,
-  backend: "postgres",
-  opsPerSec: stats.opsPerSec,
-  p50Ms: stats.p50Ms,
-  p99Ms: stats.p99Ms,
-  operations: stats.operations,
-  seconds: stats.seconds
-})
-
-/** A smaller plan of the same shape, run once before each timed run to warm the JIT and the pool. */
-const warmup = (plan: Plan): Plan =>
-  makePlan({ ...plan.options, sessions: Math.min(plan.options.sessions, 2_000), operations: Math.min(plan.options.operations, 10_000) })
-
-const measured = (run: (plan: Plan) => Promise<Stats>) => async (plan: Plan): Promise<Stats> => {
-  await run(warmup(plan))
-  return run(plan)
-}
-
-export interface Workload {
-  readonly name: string
-  readonly run: (plan: Plan) => Promise<StoreRow>
-}
-
-/** The workloads of this file, in the order the runner runs them. */
+/** The workloads of this file, in the order the runner runs them (each warms up on a smaller plan first). */
 export const storeSqlWorkloads: ReadonlyArray<Workload> = [
-  { name: "raw pg", run: async (plan) => row(await measured(rawPg)(plan), "raw") },
-  { name: "SqlStore (Postgres)", run: async (plan) => row(await measured(sqlStore)(plan), "ours") },
-  { name: "Effect.tryPromise(raw pg)", run: async (plan) => row(await measured(effectTryPromise)(plan), "baseline") }
+  workload("raw pg (same statements)", "raw", "postgres", rawPg),
+  workload("SqlStore (Postgres)", "ours", "postgres", sqlStore),
+  workload("Effect.tryPromise(raw pg)", "baseline", "postgres", effectTryPromise)
 ]
 
 /** `SqlStore` mixed ops/s over raw pg mixed ops/s, from the rows of one run. */
