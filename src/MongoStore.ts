@@ -1,0 +1,263 @@
+/**
+ * A session store on MongoDB through the official `mongodb` driver.
+ *
+ * One document per session in a collection (default `sessions`): `{ _id, data, expiresAt, version }`, with
+ * `data` the session's JSON text and `expiresAt` a date. `migrate` (run by the layers unless turned off)
+ * creates a TTL index on `expiresAt` that lets the server remove a document a grace period after it expired;
+ * the app's `Clock` judges expiry before that, so `load` never returns an expired session, and `create` may
+ * replace one. `create` is one upsert that only matches an expired document: a live one makes it a duplicate
+ * key, which is `Collision`. `save` is a compare-and-set on the version (`Conflict` / `Gone`). The server's TTL
+ * monitor runs about once a minute, so the store also provides `ExpiredDeletion` for a prompt cleanup.
+ *
+ * Note: no MongoDB server runs on this project's CI machines; the contract suite runs against MongoStore only
+ * where `MONGODB_URL` is set.
+ *
+ * @example
+ * ```ts
+ * import { MongoStore } from "effect-sessions/MongoStore"
+ * import { Config } from "effect"
+ *
+ * const StoreLive = MongoStore.layerConfig({
+ *   url: Config.redacted("MONGODB_URL"),
+ *   database: Config.string("MONGODB_DATABASE")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { type Collection, type Db, MongoClient } from "mongodb"
+import * as Internal from "./internal/mongo.js"
+import type * as SessionRecord from "./SessionRecord.js"
+import * as SessionStore from "./SessionStore.js"
+import * as StoreError from "./StoreError.js"
+
+/**
+ * Options that shape the store over any database handle.
+ *
+ * @since 0.1.0
+ */
+export interface StoreOptions {
+  /** The collection. Default `"sessions"`. */
+  readonly collection?: string | undefined
+  /**
+   * How long after its `expiresAt` the server's TTL monitor may remove a document. Default 10 minutes.
+   * Warning: keep it above any clock skew between the app and the database, or the server may remove
+   * sessions the app still considers live.
+   */
+  readonly ttlGrace?: Duration.DurationInput | undefined
+  /** Create (or adjust) the TTL index when the layer is built. Default `true`. */
+  readonly migrate?: boolean | undefined
+  /** Cap on a session's encoded JSON in UTF-8 bytes. Default 65,536 (64 KiB). */
+  readonly maxDataBytes?: number | undefined
+  /** Wrap each operation in a span. Default `true`. */
+  readonly spans?: boolean | undefined
+}
+
+/**
+ * Options of `layer`: the store opens (and closes) its own client.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends StoreOptions {
+  /** `mongodb://` or `mongodb+srv://` connection string. Redacted: it may carry a password. */
+  readonly url: Redacted.Redacted
+  /** The database. Default: the one named in the URL, else the driver's default. */
+  readonly database?: string | undefined
+  /** How long to wait for a usable server before an operation fails with `Unavailable`. Default 5 seconds. */
+  readonly serverSelectionTimeout?: Duration.DurationInput | undefined
+  /** How long a connection may stay silent during an operation before it fails. Default 10 seconds. */
+  readonly socketTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The default collection name.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_COLLECTION = "sessions"
+
+/**
+ * The default grace of the TTL index: 10 minutes.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_TTL_GRACE: Duration.Duration = Duration.minutes(10)
+
+/**
+ * What `make` builds: the store and its `ExpiredDeletion`.
+ *
+ * @since 0.1.0
+ */
+export interface Stores {
+  readonly store: SessionStore.Service
+  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
+}
+
+const run = <A>(method: StoreError.Method, evaluate: () => Promise<A>): Effect.Effect<A, StoreError.StoreError> =>
+  Effect.tryPromise({ try: evaluate, catch: (error) => Internal.toStoreError(method, error) })
+
+const fromEither = <A>(
+  method: StoreError.Method,
+  reason: "Encode" | "Decode",
+  either: Either.Either<A, string>
+): Effect.Effect<A, StoreError.StoreError> =>
+  Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(StoreError.rule(reason, method, either.left))
+
+const graceSeconds = (options?: StoreOptions): number =>
+  Duration.toSeconds(options?.ttlGrace ?? DEFAULT_TTL_GRACE)
+
+/**
+ * `migrate` creates the TTL index on `expiresAt`, or sets its grace when it exists with another one.
+ * It is idempotent.
+ *
+ * @since 0.1.0
+ */
+export const migrate = (db: Db, options?: StoreOptions): Effect.Effect<void, StoreError.StoreError> => {
+  const name = options?.collection ?? DEFAULT_COLLECTION
+  const index = Internal.ttlIndex(graceSeconds(options))
+  const attempt = <A>(evaluate: () => Promise<A>) => Effect.tryPromise({ try: evaluate, catch: (error) => error })
+  return attempt(() => db.collection(name).createIndex(index.key, index.options)).pipe(
+    Effect.catchIf(Internal.isIndexConflict, () => attempt(() => db.command(Internal.ttlCollMod(name, graceSeconds(options))))),
+    Effect.mapError((error) => Internal.toStoreError("migrate", error)),
+    Effect.asVoid
+  )
+}
+
+/**
+ * `make` builds the store over a database handle the caller owns (and closes). It runs `migrate` first
+ * unless `migrate: false`.
+ *
+ * @since 0.1.0
+ */
+export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, StoreError.StoreError> =>
+  Effect.gen(function*() {
+    if (options?.migrate !== false) yield* migrate(db, options)
+    const collection: Collection<Internal.SessionDocument> = db.collection(options?.collection ?? DEFAULT_COLLECTION)
+
+    const toDocument = (method: StoreError.Method, record: SessionRecord.SessionRecord, json: string) =>
+      fromEither(method, "Encode", Internal.toDocument(record, json))
+
+    const backend: SessionStore.Backend = {
+      name: "MongoStore",
+      system: "mongodb",
+      create: (record, json, now) =>
+        Effect.flatMap(toDocument("create", record, json), (document) => {
+          const op = Internal.createOperation(document, now)
+          return Effect.as(run("create", () => collection.updateOne(op.filter, op.update, op.options)), record)
+        }),
+      save: (record, json, now) =>
+        Effect.flatMap(toDocument("save", record, json), (document) => {
+          const op = Internal.saveOperation(document, record.version, now)
+          return Effect.flatMap(run("save", () => collection.updateOne(op.filter, op.update)), (result) =>
+            result.matchedCount === 1
+              ? Effect.succeed({ ...record, version: record.version + 1 })
+              : Effect.flatMap(
+                run("save", () =>
+                  collection.findOne(Internal.idFilter(record.id), { projection: Internal.missedSaveProjection })),
+                (found) => Effect.fail(StoreError.make(Internal.classifyMissedSave(found, now), "save"))
+              ))
+        }),
+      load: (id, now) =>
+        Effect.flatMap(run("load", () => collection.findOne(Internal.idFilter(id))), (found) => {
+          if (found === null) return Effect.succeed(Option.none())
+          return Effect.map(fromEither("load", "Decode", Internal.fromDocument(found)), (record) =>
+            record.expiresAt <= now ? Option.none() : Option.some(record))
+        }),
+      delete: (id) => Effect.asVoid(run("delete", () => collection.deleteOne(Internal.idFilter(id))))
+    }
+
+    const deleteBatch = (limit: number, now: number) =>
+      Effect.flatMap(
+        run("deleteExpired", () =>
+          collection.find(Internal.expiredFilter(now), { projection: { _id: 1 } }).limit(limit).toArray()),
+        (expired) =>
+          expired.length === 0
+            ? Effect.succeed(0)
+            : Effect.map(
+              run("deleteExpired", () =>
+                collection.deleteMany({ _id: { $in: expired.map((d) => d._id) }, ...Internal.expiredFilter(now) })),
+              (result) => result.deletedCount
+            )
+      )
+
+    return {
+      store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
+      expiredDeletion: SessionStore.ExpiredDeletion.of({
+        deleteExpired: (o) => SessionStore.deleteInBatches(deleteBatch, o?.batchSize)
+      })
+    }
+  })
+
+const layerFrom = <E, R>(
+  stores: Effect.Effect<Stores, E, R>
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, E, Exclude<R, Scope.Scope>> =>
+  Layer.scopedContext(
+    Effect.map(stores, (s) =>
+      Context.make(SessionStore.SessionStore, s.store).pipe(
+        Context.add(SessionStore.ExpiredDeletion, s.expiredDeletion)
+      ))
+  )
+
+/**
+ * `layerDb` provides the store and its `ExpiredDeletion` over a database handle the app owns and closes.
+ *
+ * @since 0.1.0
+ */
+export const layerDb = (
+  db: Db,
+  options?: StoreOptions
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, StoreError.StoreError> =>
+  layerFrom(make(db, options))
+
+/**
+ * `connect` opens a client with fail-fast timeouts, closed when the scope ends; it fails with `Unavailable`
+ * (method `connect`) when no server answers within the server selection timeout.
+ *
+ * @since 0.1.0
+ */
+export const connect = (options: Options): Effect.Effect<MongoClient, StoreError.StoreError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.suspend(() => {
+      const client = new MongoClient(Redacted.value(options.url), {
+        serverSelectionTimeoutMS: Duration.toMillis(options.serverSelectionTimeout ?? Duration.seconds(5)),
+        socketTimeoutMS: Duration.toMillis(options.socketTimeout ?? Duration.seconds(10))
+      })
+      return run("connect", () => client.connect()).pipe(
+        Effect.tapError(() => Effect.promise(() => client.close().catch(() => undefined)))
+      )
+    }),
+    (client) => Effect.promise(() => client.close().catch(() => undefined))
+  )
+
+/**
+ * `layer` connects, runs `migrate` (unless `migrate: false`) and provides the store and its
+ * `ExpiredDeletion`; the client is closed when the layer is released.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, StoreError.StoreError> =>
+  layerFrom(Effect.flatMap(connect(options), (client) => make(client.db(options.database), options)))
+
+/**
+ * `layerConfig` is `layer` with its options read from configuration, e.g. `url: Config.redacted("MONGODB_URL")`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  StoreError.StoreError | ConfigError.ConfigError
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
