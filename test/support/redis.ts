@@ -11,8 +11,9 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Clock, Effect, Either } from "effect"
-import { SessionData, SessionId, type SessionRecord, SessionToken, type StoreError } from "effect-sessions"
+import { assert } from "@effect/vitest"
+import { Clock, Effect, Either, type Layer } from "effect"
+import { SessionData, SessionId, type SessionRecord, SessionStore, SessionToken, type StoreError } from "effect-sessions"
 import { Cluster, Redis } from "ioredis"
 
 const running = new Set<ChildProcess>()
@@ -236,3 +237,23 @@ export const race = <A>(
       reasons: [...new Set(results.flatMap((r) => (Either.isLeft(r) ? [r.left.reason] : [])))]
     })
   )
+
+/**
+ * `unreachable(makeLayer)` builds the layer against a spare loopback port where nothing listens and asserts
+ * that construction fails with `Unavailable` from `connect` within 10 s; it succeeds with that error.
+ */
+export const unreachable = (
+  makeLayer: (port: number) => Layer.Layer<SessionStore.SessionStore, StoreError.StoreError>
+): Effect.Effect<StoreError.StoreError> =>
+  Effect.gen(function*() {
+    const port = yield* Effect.promise(() => sparePort())
+    const started = Date.now()
+    const error = yield* Effect.flip(Effect.provide(SessionStore.SessionStore, makeLayer(port))).pipe(
+      Effect.catchAll(() => Effect.dieMessage("the layer was built against a port where nothing listens"))
+    )
+    assert.strictEqual(error._tag, "StoreError")
+    assert.strictEqual(error.reason, "Unavailable")
+    assert.strictEqual(error.method, "connect")
+    assert.isBelow(Date.now() - started, 10_000)
+    return error
+  })
