@@ -14,6 +14,7 @@ import * as Redacted from "effect/Redacted"
 import * as SessionStore from "../src/SessionStore.js"
 import { Redis } from "ioredis"
 import * as RedisStore from "../src/RedisStore.js"
+import { type Workload, workload } from "./lib/measure.js"
 import type { StoreRow } from "./lib/results.js"
 import { services, uniqueName, unlinkPrefix } from "./lib/services.js"
 import {
@@ -100,36 +101,11 @@ export const redisStore = async (plan: Plan): Promise<Stats> => {
   }
 }
 
-const row = (stats: Stats, kind: StoreRow["kind"]): StoreRow => ({
-  name: stats.name,
-  kind,
-  backend: "redis",
-  opsPerSec: stats.opsPerSec,
-  p50Ms: stats.p50Ms,
-  p99Ms: stats.p99Ms,
-  operations: stats.operations,
-  seconds: stats.seconds
-})
-
-/** A smaller plan of the same shape, run once before each timed run to warm the JIT and the connection. */
-const warmup = (plan: Plan): Plan =>
-  makePlan({ ...plan.options, sessions: Math.min(plan.options.sessions, 2_000), operations: Math.min(plan.options.operations, 10_000) })
-
-const measured = (run: (plan: Plan) => Promise<Stats>) => async (plan: Plan): Promise<Stats> => {
-  await run(warmup(plan))
-  return run(plan)
-}
-
-export interface Workload {
-  readonly name: string
-  readonly run: (plan: Plan) => Promise<StoreRow>
-}
-
-/** The workloads of this file, in the order the runner runs them (the raw peer first and last, to show drift). */
+/** The workloads of this file, in the order the runner runs them. */
 export const storeRedisWorkloads: ReadonlyArray<Workload> = [
-  { name: "raw ioredis", run: async (plan) => row(await measured(rawIoredis)(plan), "raw") },
-  { name: "RedisStore", run: async (plan) => row(await measured(redisStore)(plan), "ours") },
-  { name: "Effect.tryPromise(raw ioredis)", run: async (plan) => row(await measured(effectTryPromise)(plan), "baseline") }
+  workload("raw ioredis", "raw", "redis", rawIoredis),
+  workload("RedisStore", "ours", "redis", redisStore),
+  workload("Effect.tryPromise(raw ioredis)", "baseline", "redis", effectTryPromise)
 ]
 
 /** `RedisStore` mixed ops/s over raw ioredis mixed ops/s, from the rows of one run. */
