@@ -18,6 +18,7 @@ type Counts = {
   readonly type: "counts"
   readonly writes: number
   readonly reads: number
+  readonly cpuMicros: number
 }
 
 export const runHttp = async (variant: Variant, route: "count" | "read", settings: HttpSettings): Promise<HttpRow> => {
@@ -51,7 +52,8 @@ export const runHttp = async (variant: Variant, route: "count" | "read", setting
       valid: load.valid,
       voidReason: load.voidReason,
       storeWrites: sessions ? after.writes - before.writes : undefined,
-      storeReads: sessions ? after.reads - before.reads : undefined
+      storeReads: sessions ? after.reads - before.reads : undefined,
+      serverCpuMicrosPerRequest: load.requests > 0 ? (after.cpuMicros - before.cpuMicros) / load.requests : 0
     }
   } finally {
     child.send({ type: "stop" })

@@ -1,7 +1,7 @@
 /**
  * One benchmark HTTP server, in its own process: `node --import tsx bench/http/server.ts <variant id>`.
  * Over IPC it sends `{ type: "ready", port }`, answers `{ type: "counts" }` with the store call counts
- * so far, and on `{ type: "stop" }` closes the server, removes its table or keys and exits.
+ * and the CPU time (user + system, µs) of the process so far, and on `{ type: "stop" }` closes the server, removes its table or keys and exits.
  */
 import { onParent, toParent } from "../lib/child.js"
 import { type Server, variants } from "./variants.js"
@@ -17,7 +17,10 @@ const server: Server = variant.framework === "express"
   ? await (await import("./express.js")).start(variant)
   : await (await import("./effect.js")).start(variant)
 
-onParent("counts", () => toParent({ type: "counts", ...server.counts() }))
+onParent("counts", () => {
+  const cpu = process.cpuUsage()
+  toParent({ type: "counts", ...server.counts(), cpuMicros: cpu.user + cpu.system })
+})
 onParent("stop", async () => {
   try {
     await server.close()

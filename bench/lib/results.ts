@@ -42,6 +42,11 @@ export interface HttpRow {
   /** Store writes (create + save, or express-session set + touch) during the timed run. */
   readonly storeWrites?: number | undefined
   readonly storeReads?: number | undefined
+  /**
+   * CPU time (user + system) of the server process during the timed run, per request, in µs: the cost of
+   * a request on the server, less sensitive than req/s to what else the machine is running.
+   */
+  readonly serverCpuMicrosPerRequest: number
 }
 
 export interface MemoryRow {
