@@ -252,6 +252,7 @@ const table = (results: Results): string => {
         String(r.p50Ms),
         String(r.p99Ms),
         [
+          `server CPU ${fmt(r.serverCpuMicrosPerRequest)} µs/req`,
           r.valid ? (r.store === "none" ? "" : "counters ok") : `VOID: ${r.voidReason}`,
           r.storeWrites !== undefined ? `${fmt(r.storeWrites)} writes / ${fmt(r.requests)} req` : ""
         ].filter((s) => s !== "").join("; ")

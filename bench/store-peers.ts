@@ -25,28 +25,16 @@ import * as path from "node:path"
 import pg from "pg"
 import * as LruStore from "../src/LruStore.js"
 import * as MemoryStore from "../src/MemoryStore.js"
-import * as SessionStore from "../src/SessionStore.js"
 import * as SqlStore from "../src/SqlStore.js"
 import { storeSetup } from "./http/effect.js"
 import { createPgSimpleTable } from "./http/express.js"
-import { type Workload, workload } from "./lib/measure.js"
+import { runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { runExpressStore } from "./lib/promiseStore.js"
 import { PG_POOL_SIZE, services, uniqueName, unlinkPrefix } from "./lib/services.js"
-import { defaultWorkload, formatStats, makePlan, type Plan, runEffect, type Stats, storeOps } from "./lib/workload.js"
+import { defaultWorkload, formatStats, makePlan, type Plan, type Stats } from "./lib/workload.js"
 
-/** Runs the plan against the `SessionStore` a layer provides, inside its own scope. */
-export const runStoreLayer = <E>(
-  name: string,
-  plan: Plan,
-  layer: Layer.Layer<SessionStore.SessionStore, E>
-): Promise<Stats> =>
-  Effect.runPromise(
-    Effect.gen(function*() {
-      const store = yield* SessionStore.SessionStore
-      const ops = yield* storeOps(store, plan)
-      return yield* runEffect(name, plan, ops)
-    }).pipe(Effect.provide(layer), Effect.scoped)
-  )
+/** Moved to bench/lib/measure.ts; re-exported for the store files that import it from here. */
+export { runStoreLayer }
 
 const connectRedis = async (plan: Plan): Promise<Stats> => {
   const client = new Redis({ ...services.redis, lazyConnect: true })

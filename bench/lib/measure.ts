@@ -3,8 +3,11 @@
  * (2,000 sessions, 10,000 operations), so the JIT, the pools and the connections are warm when the
  * timed run starts.
  */
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as SessionStore from "../../src/SessionStore.js"
 import type { StoreRow } from "./results.js"
-import { makePlan, type Plan, type Stats } from "./workload.js"
+import { makePlan, type Plan, runEffect, type Stats, storeOps } from "./workload.js"
 
 /** A smaller plan of the same shape. */
 export const warmupPlan = (plan: Plan): Plan =>
@@ -45,3 +48,17 @@ export const workload = (
   backend: string,
   run: (plan: Plan) => Promise<Stats>
 ): Workload => ({ name, run: async (plan) => storeRow(await measured(run)(plan), kind, backend) })
+
+/** Runs the plan against the `SessionStore` a layer provides, inside its own scope (`storeOps` + `runEffect`). */
+export const runStoreLayer = <E>(
+  name: string,
+  plan: Plan,
+  layer: Layer.Layer<SessionStore.SessionStore, E>
+): Promise<Stats> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const ops = yield* storeOps(store, plan)
+      return yield* runEffect(name, plan, ops)
+    }).pipe(Effect.provide(layer), Effect.scoped)
+  )
