@@ -20,10 +20,11 @@
  * import * as SqlStore from "effect-sessions/SqlStore"
  * import { Layer } from "effect"
  *
- * const Sessions = Layer.merge(
- *   SqlStore.layer({ table: "sessions" }),
- *   SessionStore.layerExpiredDeletion({ interval: "5 minutes" }).pipe(Layer.provide(SqlStore.layer({ table: "sessions" })))
- * ).pipe(Layer.provide(PgClient.layer({ database: "app" })))
+ * // SessionStore and ExpiredDeletion on the app's Postgres, expired rows removed every 5 minutes.
+ * const SessionsLive = SessionStore.layerExpiredDeletion({ interval: "5 minutes" }).pipe(
+ *   Layer.provideMerge(SqlStore.layer({ table: "sessions" })),
+ *   Layer.provide(PgClient.layer({ database: "app" }))
+ * )
  * ```
  *
  * @since 0.1.0

@@ -8,7 +8,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Cause, Clock, Effect, Either, Exit, Layer, Option, type Scope, Tracer } from "effect"
+import { Cause, Clock, Effect, Either, Exit, Layer, Option, type Scope, String as Str, Tracer } from "effect"
 import { SessionData, SessionId, type SessionRecord, SessionToken, type StoreError } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
 import { randomBytes } from "node:crypto"
@@ -27,41 +27,45 @@ export interface Target {
   readonly server: { readonly host: string; readonly port: number } | undefined
   /** A new client with its own pool (SQLite: its own connection to the same file). */
   readonly client: Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope>
+  /** The same, renaming result columns snake_case -> camelCase and query names back, as many apps configure it. */
+  readonly transformingClient: Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope>
 }
+
+const transforms = { transformResultNames: Str.snakeToCamel, transformQueryNames: Str.camelToSnake }
 
 /** Pools large enough for real parallelism in the concurrency tests. */
 const MAX_CONNECTIONS = 12
+
+const pgConfig: PgClient.PgClientConfig = {
+  host: env.pgHost,
+  port: env.pgPort,
+  username: env.pgUser,
+  database: env.pgDatabase,
+  maxConnections: MAX_CONNECTIONS
+}
 
 export const postgres: Target = {
   label: "PostgreSQL",
   dialect: "pg",
   server: { host: env.pgHost, port: env.pgPort },
-  client: Effect.provide(
-    PgClient.make({
-      host: env.pgHost,
-      port: env.pgPort,
-      username: env.pgUser,
-      database: env.pgDatabase,
-      maxConnections: MAX_CONNECTIONS
-    }),
-    Reactivity.layer
-  )
+  client: Effect.provide(PgClient.make(pgConfig), Reactivity.layer),
+  transformingClient: Effect.provide(PgClient.make({ ...pgConfig, ...transforms }), Reactivity.layer)
+}
+
+const mysqlConfig: MysqlClient.MysqlClientConfig = {
+  host: env.mysqlHost,
+  port: env.mysqlPort,
+  username: env.mysqlUser,
+  database: env.mysqlDatabase,
+  maxConnections: MAX_CONNECTIONS
 }
 
 export const mariadb: Target = {
   label: "MySQL/MariaDB",
   dialect: "mysql",
   server: { host: env.mysqlHost, port: env.mysqlPort },
-  client: Effect.provide(
-    MysqlClient.make({
-      host: env.mysqlHost,
-      port: env.mysqlPort,
-      username: env.mysqlUser,
-      database: env.mysqlDatabase,
-      maxConnections: MAX_CONNECTIONS
-    }),
-    Reactivity.layer
-  )
+  client: Effect.provide(MysqlClient.make(mysqlConfig), Reactivity.layer),
+  transformingClient: Effect.provide(MysqlClient.make({ ...mysqlConfig, ...transforms }), Reactivity.layer)
 }
 
 /** A SQLite target on `filename`: every client opens its own connection to it (WAL). */
@@ -69,7 +73,8 @@ export const sqlite = (filename: string, label = "SQLite"): Target => ({
   label,
   dialect: "sqlite",
   server: undefined,
-  client: Effect.provide(SqliteClient.make({ filename }), Reactivity.layer)
+  client: Effect.provide(SqliteClient.make({ filename }), Reactivity.layer),
+  transformingClient: Effect.provide(SqliteClient.make({ filename, ...transforms }), Reactivity.layer)
 })
 
 /** A fresh temporary directory's SQLite file path; the directory is removed when the process exits. */
@@ -410,6 +415,24 @@ export const sqlStoreSuite = (target: Target): void => {
         for (let i = 0; i < 1_000; i++) assert.isTrue(ids.has(`live-${i}`))
         assert.strictEqual(yield* service.expiredDeletion.deleteExpired(), 0)
       }).pipe(Effect.scoped), 120_000)
+
+    it.live("works on a client that renames result columns (transformResultNames / transformQueryNames)", () =>
+      Effect.gen(function*() {
+        const table = uniqueTable("transforms")
+        yield* clientWithTable(target, table)
+        const client = yield* target.transformingClient
+        const { expiredDeletion, store } = yield* storeOn(client, table)
+        const now = yield* Clock.currentTimeMillis
+        const created = yield* store.create(record(freshId(), now, [["snake_case_key", 1]]))
+        const saved = yield* store.save({ ...created, data: SessionData.fromEntries([["snake_case_key", 2]]) })
+        const loaded = Option.getOrThrow(yield* store.load(created.id))
+        assert.deepStrictEqual({ ...loaded.data }, { snake_case_key: 2 })
+        assert.strictEqual(loaded.version, saved.version)
+        assert.strictEqual(loaded.expiresAt, created.expiresAt)
+        assert.strictEqual(storeError(yield* Effect.exit(store.save(created)))?.reason, "Conflict")
+        yield* store.create({ ...record(freshId(), now), expiresAt: now - 1 })
+        assert.strictEqual(yield* expiredDeletion.deleteExpired(), 1)
+      }).pipe(Effect.scoped))
 
     it.live("spans name the method and the database, never the id or the data", () =>
       Effect.gen(function*() {
