@@ -18,9 +18,8 @@ import pg from "pg"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import * as SqlStore from "../src/SqlStore.js"
 import type { StoreRow } from "./lib/results.js"
-import { type Workload, workload } from "./lib/measure.js"
+import { runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { PG_POOL_SIZE, pgClientLayer, services, uniqueName } from "./lib/services.js"
-import { runStoreLayer } from "./store-peers.js"
 import {
   defaultWorkload,
   expiresAt,
