@@ -55,6 +55,13 @@ export interface StoreOptions {
   readonly maxDataBytes?: number | undefined
   /** Wrap each operation in a span. Default `true`. */
   readonly spans?: boolean | undefined
+  /**
+   * A deadline on each operation, enforced by the store whatever the client does: past it the operation fails
+   * with `Unavailable`. Default: none over a client you pass in, `commandTimeout` over a connection the store
+   * opens. On a client that queues commands while disconnected, a write that missed its deadline can still
+   * reach Redis later.
+   */
+  readonly operationTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -63,10 +70,16 @@ export interface StoreOptions {
  * @since 0.1.0
  */
 export interface ConnectionOptions extends StoreOptions {
-  /** How long one command may take before it fails with `Unavailable`. Default 2 seconds. */
+  /** How long one command (and so one operation) may take before it fails with `Unavailable`. Default 2 seconds. */
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** How long connecting may take. Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * Send the commands issued in one turn of the event loop as one pipeline (ioredis `enableAutoPipelining`):
+   * fewer writes and wake-ups under concurrency. Default `true`. Operations still fail within `commandTimeout`
+   * (the store's own deadline), even when a command waits behind an unanswered pipeline.
+   */
+  readonly autoPipelining?: boolean | undefined
 }
 
 /**
@@ -126,8 +139,13 @@ interface Scripts {
   ) => Promise<number>
 }
 
-/** Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. */
+/**
+ * Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. With a deadline, the
+ * operation fails with `Unavailable` once it has waited that long, whatever the client still does with the
+ * command (the reply, if one comes, is dropped).
+ */
 const call = <A, B>(
+  deadlineMs: number | undefined,
   method: StoreError.Method,
   run: () => Promise<A>,
   onReply: (reply: A) => Effect.Effect<B, StoreError.StoreError>
@@ -140,9 +158,31 @@ const call = <A, B>(
       resume(Effect.fail(Internal.toStoreError(method, error)))
       return
     }
+    if (deadlineMs === undefined) {
+      promise.then(
+        (reply) => resume(onReply(reply)),
+        (error) => resume(Effect.fail(Internal.toStoreError(method, error)))
+      )
+      return
+    }
+    let settled = false
+    const timer = setTimeout(() => {
+      settled = true
+      resume(Effect.fail(Internal.deadlineError(method)))
+    }, deadlineMs)
     promise.then(
-      (reply) => resume(onReply(reply)),
-      (error) => resume(Effect.fail(Internal.toStoreError(method, error)))
+      (reply) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resume(onReply(reply))
+      },
+      (error) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resume(Effect.fail(Internal.toStoreError(method, error)))
+      }
     )
   })
 
@@ -174,6 +214,7 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
 export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
   Effect.sync(() => {
     const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
+    const deadline = options?.operationTimeout === undefined ? undefined : millis(options.operationTimeout, Duration.zero)
     client.defineCommand(Internal.CREATE_COMMAND, { numberOfKeys: 1, lua: Internal.createScript })
     client.defineCommand(Internal.SAVE_COMMAND, { numberOfKeys: 1, lua: Internal.saveScript })
     const scripts = client as unknown as Scripts
@@ -183,6 +224,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
       system: "redis",
       create: (record, json, now) =>
         call(
+          deadline,
           "create",
           () =>
             scripts[Internal.CREATE_COMMAND](
@@ -195,6 +237,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
         ),
       save: (record, json, now) =>
         call(
+          deadline,
           "save",
           () =>
             scripts[Internal.SAVE_COMMAND](
@@ -210,7 +253,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
               : Effect.fail(scriptFailure("save", reply))
         ),
       load: (id: SessionId, now) =>
-        call("load", () => client.get(prefix + id), (value) => {
+        call(deadline, "load", () => client.get(prefix + id), (value) => {
           if (value === null) return Effect.succeed(Option.none())
           const decoded = Internal.decodeValue(id, value, now)
           switch (decoded._tag) {
@@ -222,7 +265,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
               return Effect.fail(StoreError.rule("Decode", "load", decoded.rule))
           }
         }),
-      delete: (id: SessionId) => call("delete", () => client.unlink(prefix + id), () => Effect.void)
+      delete: (id: SessionId) => call(deadline, "delete", () => client.unlink(prefix + id), () => Effect.void)
     }
     return SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
   })
@@ -248,10 +291,17 @@ const failFast = (options: ConnectionOptions): RedisOptions => ({
   autoResendUnfulfilledCommands: false,
   maxRetriesPerRequest: 0,
   commandTimeout: millis(options.commandTimeout, DEFAULT_COMMAND_TIMEOUT),
-  connectTimeout: millis(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT)
+  connectTimeout: millis(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT),
+  enableAutoPipelining: options.autoPipelining ?? true
 })
 
 type Client = Redis | Cluster
+
+/** Over a connection the store opens, each operation's deadline defaults to the command timeout. */
+const withDeadline = (options: ConnectionOptions): StoreOptions => ({
+  ...options,
+  operationTimeout: options.operationTimeout ?? options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT
+})
 
 /**
  * Logs connection trouble of an owned client by name and code only: a warning when a working connection
@@ -292,10 +342,10 @@ const open = <C extends Client>(
   return Effect.acquireRelease(
     Effect.suspend(() => {
       const client = build()
-      const connect = call("connect", () => client.connect(), () => Effect.succeed(client)).pipe(
+      const connect = call(undefined, "connect", () => client.connect(), () => Effect.succeed(client)).pipe(
         Effect.timeoutFail({
           duration: limit,
-          onTimeout: () => Internal.toStoreError("connect", new Error("Command timed out"))
+          onTimeout: () => Internal.deadlineError("connect")
         }),
         Effect.tapError(() => Effect.sync(() => client.disconnect()))
       )
@@ -330,6 +380,7 @@ export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, 
   Effect.suspend(() => {
     const clusterOptions: IoClusterOptions = {
       enableOfflineQueue: false,
+      enableAutoPipelining: options.autoPipelining ?? true,
       lazyConnect: true,
       clusterRetryStrategy: retryDelay,
       redisOptions: {
@@ -351,7 +402,10 @@ export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, 
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError> =>
-  Layer.scoped(SessionStore.SessionStore, Effect.flatMap(connect(options), (client) => make(client, options)))
+  Layer.scoped(
+    SessionStore.SessionStore,
+    Effect.flatMap(connect(options), (client) => make(client, withDeadline(options ?? {})))
+  )
 
 /**
  * `layerCluster` connects to a Redis Cluster and provides the store; the client is closed when the layer is
@@ -360,7 +414,10 @@ export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore,
  * @since 0.1.0
  */
 export const layerCluster = (options: ClusterOptions): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError> =>
-  Layer.scoped(SessionStore.SessionStore, Effect.flatMap(connectCluster(options), (client) => make(client, options)))
+  Layer.scoped(
+    SessionStore.SessionStore,
+    Effect.flatMap(connectCluster(options), (client) => make(client, withDeadline(options)))
+  )
 
 /**
  * `layerConfig` is `layer` with its options read from configuration, e.g. `url: Config.redacted("REDIS_URL")`.

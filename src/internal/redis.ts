@@ -125,6 +125,10 @@ const clientCode = (message: string): string | undefined => {
   return undefined
 }
 
+/** The `Unavailable` error of an operation that outlived its deadline. */
+export const deadlineError = (method: StoreError.Method): StoreError.StoreError =>
+  StoreError.make("Unavailable", method, new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined }))
+
 /**
  * `toStoreError` maps an ioredis failure to a `StoreError`: a value of the wrong type is `Decode`, anything
  * else (connection, timeout, server error) `Unavailable`. The cause keeps only the error's name and a code.
