@@ -10,9 +10,12 @@
  * sends `KEYS`.
  *
  * Connections the store opens itself (`layer`, `layerCluster`, `layerConfig`) run with the offline queue
- * off, no replay of unanswered commands after a reconnect, and a `commandTimeout`: during an outage every
- * operation fails fast with `Unavailable` instead of waiting, and no write is replayed later behind the
- * app's back. They reconnect on their own and are closed when the layer's scope ends.
+ * off, no replay of unanswered commands after a reconnect, a `commandTimeout` and the same deadline on every
+ * operation: during an outage (server down or frozen) each operation fails with `Unavailable` within the
+ * command timeout instead of waiting, and no write is replayed later behind the app's back. A write that
+ * timed out on a frozen server had been sent: it may still be applied when the server resumes. These
+ * connections auto-pipeline (commands issued together go out in one write), reconnect on their own and are
+ * closed when the layer's scope ends.
  *
  * @example
  * ```ts
@@ -207,14 +210,16 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
  * reconnect. On such a client an outage makes operations wait (up to `maxRetriesPerRequest` reconnects)
  * instead of failing, and a write the app already saw fail can still land later. For fail-fast behaviour
  * give the client `enableOfflineQueue: false`, `autoResendUnfulfilledCommands: false` and a
- * `commandTimeout` (what `layer` does), or let the store open its own connection.
+ * `commandTimeout` (what `layer` does) and pass `operationTimeout`, or let the store open its own connection.
  *
  * @since 0.1.0
  */
 export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
   Effect.sync(() => {
     const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
-    const deadline = options?.operationTimeout === undefined ? undefined : millis(options.operationTimeout, Duration.zero)
+    const deadline = options?.operationTimeout === undefined
+      ? undefined
+      : millis(options.operationTimeout, DEFAULT_COMMAND_TIMEOUT)
     client.defineCommand(Internal.CREATE_COMMAND, { numberOfKeys: 1, lua: Internal.createScript })
     client.defineCommand(Internal.SAVE_COMMAND, { numberOfKeys: 1, lua: Internal.saveScript })
     const scripts = client as unknown as Scripts
