@@ -11,10 +11,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as SessionStore from "../src/SessionStore.js"
 import { Redis } from "ioredis"
 import * as RedisStore from "../src/RedisStore.js"
-import { type Workload, workload } from "./lib/measure.js"
+import { runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import type { StoreRow } from "./lib/results.js"
 import { services, uniqueName, unlinkPrefix } from "./lib/services.js"
 import {
@@ -26,8 +25,7 @@ import {
   runEffect,
   runPromise,
   sessionData,
-  type Stats,
-  storeOps
+  type Stats
 } from "./lib/workload.js"
 
 const url = `redis://${services.redis.host}:${services.redis.port}`
@@ -90,12 +88,7 @@ export const effectTryPromise = (plan: Plan): Promise<Stats> =>
 export const redisStore = async (plan: Plan): Promise<Stats> => {
   const prefix = `${uniqueName("bench_redisstore")}:`
   try {
-    return await Effect.runPromise(
-      Effect.flatMap(SessionStore.SessionStore, (store) =>
-        Effect.flatMap(storeOps(store, plan), (ops) => runEffect("RedisStore", plan, ops))).pipe(
-          Effect.provide(RedisStore.layer({ url: Redacted.make(url), keyPrefix: prefix }))
-        )
-    )
+    return await runStoreLayer("RedisStore", plan, RedisStore.layer({ url: Redacted.make(url), keyPrefix: prefix }))
   } finally {
     await withRawClient((client) => unlinkPrefix(client, prefix))
   }
