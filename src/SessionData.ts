@@ -162,22 +162,21 @@ export const encode = (data: SessionData, maxBytes: number = DEFAULT_MAX_BYTES):
   return Either.right(json)
 }
 
+/** Gives every object of a freshly parsed JSON value a null prototype, in place (cheaper than a copy). */
 const toNullProto = (value: unknown): unknown => {
   if (typeof value !== "object" || value === null) return value
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = toNullProto(value[i])
+    for (let i = 0; i < value.length; i++) toNullProto(value[i])
     return value
   }
-  const out: Record<string, unknown> = Object.create(null)
-  for (const key of Object.keys(value)) {
-    out[key] = toNullProto((value as Record<string, unknown>)[key])
-  }
-  return out
+  Object.setPrototypeOf(value, null)
+  for (const key in value) toNullProto((value as Record<string, unknown>)[key])
+  return value
 }
 
 /**
- * `fromJsonValue` turns an already-parsed JSON value (as a driver returns a `jsonb` column) into
- * session data, or names why it is not session data.
+ * `fromJsonValue` turns a freshly parsed JSON value (as a driver returns a `jsonb` column) into
+ * session data, or names why it is not session data. It takes ownership: objects get a null prototype in place.
  *
  * @since 0.1.0
  */

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Effect, Exit, Layer, Logger, Option, TestClock } from "effect"
+import { Cause, Clock, Effect, Exit, Layer, Logger, Option, TestClock, Tracer } from "effect"
 import { SessionData, SessionId, type SessionRecord, SessionStore, SessionToken, StoreError } from "effect-sessions"
 
 const SECRET = "MARK-row-detail-4Xk"
@@ -130,6 +130,70 @@ describe("SessionStore.make", () => {
       assert.isTrue(Option.isSome(yield* store.load(record.id)))
       yield* TestClock.adjust(1)
       assert.isTrue(Option.isNone(yield* store.load(record.id)))
+    }))
+})
+
+describe("SessionStore.make spans", () => {
+  const recording = <A, E>(self: Effect.Effect<A, E>) =>
+    Effect.flatMap(Effect.tracer, (builtIn) => {
+      const names: Array<string> = []
+      const attributes: Array<ReadonlyMap<string, unknown>> = []
+      const tracer = Tracer.make({
+        span: (...args) => {
+          const span = builtIn.span(...args)
+          names.push(span.name)
+          attributes.push(span.attributes)
+          return span
+        },
+        context: (f, fiber) => builtIn.context(f, fiber)
+      })
+      return Effect.map(Effect.withTracer(self, tracer), () => ({ names, attributes }))
+    })
+
+  const roundTrip = (store: SessionStore.Service) =>
+    Effect.gen(function*() {
+      const id = SessionId.fromToken(SessionToken.unsafeGenerate())
+      const created = yield* store.create({ id, data: SessionData.fromEntries([["k", SECRET]]), expiresAt: 60_000, version: 1 })
+      yield* store.save(created)
+      yield* store.load(id)
+      yield* store.delete(id)
+    })
+
+  it.effect("opens one span per operation, named after the backend, when the app installs a tracer", () =>
+    Effect.gen(function*() {
+      const { backend } = recordingBackend()
+      const { attributes, names } = yield* recording(roundTrip(SessionStore.make({ ...backend, system: "testdb" })))
+      assert.deepStrictEqual(names, ["Recording.create", "Recording.save", "Recording.load", "Recording.delete"])
+      for (const a of attributes) {
+        assert.strictEqual(a.get("db.system.name"), "testdb")
+        for (const value of a.values()) assert.notInclude(String(value), SECRET)
+      }
+    }))
+
+  it.effect("opens none with spans: false", () =>
+    Effect.gen(function*() {
+      const { backend } = recordingBackend()
+      const { names } = yield* recording(roundTrip(SessionStore.make(backend, { spans: false })))
+      assert.deepStrictEqual(names, [])
+    }))
+
+  it.effect("opens none under Effect's built-in tracer, which exports nothing", () =>
+    Effect.gen(function*() {
+      const { backend } = recordingBackend()
+      const inside: Array<boolean> = []
+      const store = SessionStore.make({
+        ...backend,
+        load: (id, now) =>
+          Effect.zipRight(
+            Effect.map(Effect.option(Effect.currentSpan), (span) => inside.push(Option.isSome(span))),
+            backend.load(id, now)
+          )
+      })
+      yield* store.load(SessionId.fromToken(SessionToken.unsafeGenerate()))
+      assert.deepStrictEqual(inside, [false])
+      // the same store under an installed tracer runs its backend inside the span
+      yield* recording(store.load(SessionId.fromToken(SessionToken.unsafeGenerate())))
+      assert.deepStrictEqual(inside, [false, true])
     }))
 })
 
