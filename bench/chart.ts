@@ -49,7 +49,7 @@ export const groups = (results: Results): ReadonlyArray<Group> => {
     out.push({
       title: "Store level: operations/s (10,000 sessions of ~300 B, 80% load / 20% save, 64 in flight)",
       unit: "ops/s",
-      bars: results.store.map((r) => ({ label: r.name, kind: r.kind, value: r.opsPerSec, note: `p99 ${r.p99Ms.toFixed(1)} ms` }))
+      bars: results.store.map((r) => ({ label: r.name, kind: r.kind, value: r.opsPerSec, note: `p99 ${r.p99Ms < 1 ? r.p99Ms.toFixed(2) : r.p99Ms.toFixed(1)} ms` }))
     })
   }
   for (const route of ["count", "read"] as const) {
@@ -142,7 +142,15 @@ export const render = (results: Results): string => {
   }
   y += 28
   parts.push(`<line x1="${left}" y1="${y - 16}" x2="${width - left}" y2="${y - 16}" stroke="#d4d4d4"/>`)
-  parts.push(`<text x="${left}" y="${y}" font-size="12" fill="#404040">${escape(describeMachine(results.machine))}</text>`)
+  const load = (key: string) => {
+    const v = results.settings[key]
+    return Array.isArray(v) && typeof v[0] === "number" ? v[0].toFixed(2) : "?"
+  }
+  parts.push(
+    `<text x="${left}" y="${y}" font-size="12" fill="#404040">${
+      escape(`${describeMachine(results.machine)} · 1-min load average ${load("loadAverageAtStart")} at start, ${load("loadAverageAtEnd")} at end`)
+    }</text>`
+  )
   y += 17
   parts.push(
     `<text x="${left}" y="${y}" font-size="12" fill="#404040">${escape(results.date)} · ${escape(results.command)} · ${

@@ -296,6 +296,7 @@ const table = (results: Results): string => {
 
 const started = performance.now()
 const when = new Date()
+const loadAtStart = machine().loadAverage
 console.log(`effect-sessions benchmark: ${steps.length} workloads; ${describeMachine(machine())}`)
 console.log(`command: ${command}`)
 for (const [i, step] of steps.entries()) {
@@ -323,7 +324,9 @@ const results: Results = {
   settings: {
     store: workload,
     http: { connections, seconds: httpSeconds, warmupSeconds, pipelining: 1 },
-    memory: { sessions: memorySessions }
+    memory: { sessions: memorySessions },
+    loadAverageAtStart: loadAtStart,
+    loadAverageAtEnd: machine().loadAverage
   },
   store,
   http,
