@@ -36,12 +36,12 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as internal from "./internal/signer.js"
+import { TaggedError } from "./internal/taggedError.js"
 
 /**
  * What the session middleware needs from a signer.
@@ -159,11 +159,11 @@ export const generateKey: Effect.Effect<Redacted.Redacted<string>> = Effect.sync
  *
  * @since 0.1.0
  */
-export class CookieSignerError extends Data.TaggedError("CookieSignerError")<{
+export class CookieSignerError extends TaggedError("CookieSignerError")<{
   readonly reason: "NoKeys" | "InvalidKey"
   /** Position (from 0) of the invalid key in the list. */
   readonly index: number | undefined
-}> {
+}>() {
   override get message(): string {
     return this.reason === "NoKeys"
       ? "CookieSigner: no signing key given; generate one with `npx effect-sessions keygen`"
