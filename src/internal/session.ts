@@ -3,7 +3,7 @@
  *
  * One `RequestSession` is made per request by the middleware. All of its mutable state is touched only
  * between yields (JavaScript runs one fiber step at a time), so concurrent fibers of one request see one
- * session without locks; the one load is shared through a `Deferred`, commits are serialised by a semaphore.
+ * session without locks; the one load is shared through a `Deferred`, commits are serialised by a mutex.
  *
  * @internal
  */
@@ -30,6 +30,7 @@ import * as SessionToken from "../SessionToken.js"
 import * as StoreError from "../StoreError.js"
 import { META_KEY, type Service as SessionService, sessionError, type SessionError } from "../Session.js"
 import * as Cookie from "./cookie.js"
+import { Mutex } from "./mutex.js"
 
 /** The resolved configuration shared by every request. */
 export interface Config {
@@ -49,7 +50,7 @@ export interface Config {
 }
 
 interface LockEntry {
-  readonly semaphore: Effect.Semaphore
+  readonly mutex: Mutex
   /** The last record a commit under this lock saved, while others wait: their base when it is newer. */
   latest: SessionRecord.SessionRecord | undefined
   users: number
@@ -68,13 +69,13 @@ export class CommitLocks {
     return Effect.suspend(() => {
       let entry = this.entries.get(id)
       if (entry === undefined) {
-        entry = { semaphore: Effect.unsafeMakeSemaphore(1), latest: undefined, users: 0 }
+        entry = { mutex: new Mutex(), latest: undefined, users: 0 }
         this.entries.set(id, entry)
       }
       const held = entry
       held.users++
       return Effect.ensuring(
-        held.semaphore.withPermits(1)(Effect.suspend(() => f(held))),
+        held.mutex.withLock(Effect.suspend(() => f(held))),
         Effect.sync(() => {
           if (--held.users === 0) this.entries.delete(id)
         })
@@ -215,7 +216,7 @@ export class RequestSession implements SessionService {
   private cookie: CookieAction = NONE
   private failed = false
   private finished = false
-  private semaphore: Effect.Semaphore | undefined = undefined
+  private mutex: Mutex | undefined = undefined
 
   constructor(readonly config: Config, readonly rawCookie: string | undefined) {}
 
@@ -454,8 +455,8 @@ export class RequestSession implements SessionService {
   // ---------------------------------------------------------------------------
 
   private get commit(): Effect.Effect<void, StoreError.StoreError> {
-    const semaphore = this.semaphore ?? (this.semaphore = Effect.unsafeMakeSemaphore(1))
-    return semaphore.withPermits(1)(Effect.suspend(() => this.commitUnsafe()))
+    const mutex = this.mutex ?? (this.mutex = new Mutex())
+    return mutex.withLock(Effect.suspend(() => this.commitUnsafe()))
   }
 
   private snapshot(): Snapshot {
