@@ -7,7 +7,8 @@
  *   `maxStaleness` ago (default 5 seconds, by the `Clock`), reads the store and refills the cache.
  * - `create` / `save` go to the store first (the authority), then put the store's record (with the
  *   store's version) into the cache, so a later compare-and-set `save` through this layer carries
- *   the right version. Any failure of the store's `save` (`Conflict`, `Gone`, or another) evicts the entry.
+ *   the right version (after a `save`: one compare-and-set `save` on the cache, falling back to a
+ *   delete and a create when the cache does not hold the previous version). Any failure of the store's `save` (`Conflict`, `Gone`, or another) evicts the entry.
  * - `delete` deletes from the store, then evicts. Once it returns, this instance never serves that
  *   session from its cache again, even when a `load` that read the store before the delete refills
  *   the cache after it.
@@ -49,6 +50,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { builtInTracer, withAppSpan } from "./internal/tracing.js"
 import type { SessionId } from "./SessionId.js"
 import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
@@ -167,9 +169,32 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           })
       )
 
+    /** Replaces whatever the cache holds for the record's id with the record. */
+    const replace = (record: SessionRecord.SessionRecord): Effect.Effect<unknown, StoreError.StoreError> =>
+      Effect.zipRight(cache.delete(record.id), cache.create(record))
+
+    /**
+     * Puts the store's record into the cache: after a store `save` from `previous`, one compare-and-set `save` on
+     * the cache (which holds `previous` when it was filled by the last write), else a delete and a create.
+     */
+    const put = (record: SessionRecord.SessionRecord, previous: number | undefined): Effect.Effect<unknown, StoreError.StoreError> =>
+      previous === undefined
+        ? replace(record)
+        : cache.save({ id: record.id, data: record.data, expiresAt: record.expiresAt, version: previous }).pipe(
+          Effect.matchEffect({
+            onFailure: () => replace(record),
+            onSuccess: (cached) => (cached.version === record.version ? Effect.void : replace(record))
+          })
+        )
+
     /** Puts the store's record into the cache; trusted only if no write on its id happened since the ticket. */
-    const fill = (record: SessionRecord.SessionRecord, ticket: Ticket, readAt: number): Effect.Effect<void> =>
-      Effect.zipRight(cache.delete(record.id), cache.create(record)).pipe(
+    const fill = (
+      record: SessionRecord.SessionRecord,
+      ticket: Ticket,
+      readAt: number,
+      previous?: number
+    ): Effect.Effect<void> =>
+      put(record, previous).pipe(
         Effect.matchEffect({
           onFailure: (error) => Effect.zipRight(Effect.sync(() => filled.delete(record.id)), logCacheError(error)),
           onSuccess: () =>
@@ -190,7 +215,7 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
       )
 
     const span = <A, E>(method: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      withSpans ? Effect.withSpan(self, `CachingStore.${method}`) : self
+      withSpans ? withAppSpan(self, `CachingStore.${method}`, { captureStackTrace: false }) : self
 
     const loadFromStore = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
       withTicket(id, (ticket) =>
@@ -201,8 +226,16 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
               Option.isSome(found) ? Effect.as(fill(found.value, ticket, readAt), found) : Effect.succeed(found)
           )))
 
-    const annotate = (outcome: "hit" | "miss" | "stale") =>
-      withSpans ? Effect.annotateCurrentSpan("effect_sessions.cache", outcome) : Effect.void
+    // Only on this layer's own span: none is made under Effect's built-in tracer.
+    const annotations = {
+      hit: Effect.annotateCurrentSpan("effect_sessions.cache", "hit"),
+      miss: Effect.annotateCurrentSpan("effect_sessions.cache", "miss"),
+      stale: Effect.annotateCurrentSpan("effect_sessions.cache", "stale")
+    }
+    const annotate = (outcome: "hit" | "miss" | "stale"): Effect.Effect<void> =>
+      withSpans
+        ? Effect.flatMap(Effect.tracer, (tracer) => (tracer === builtInTracer ? Effect.void : annotations[outcome]))
+        : Effect.void
 
     const load = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -225,7 +258,8 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
     /** A write: invalidate, call the store, then fill the cache with its answer, or evict on failure. */
     const write = (
       record: SessionRecord.SessionRecord,
-      call: (record: SessionRecord.SessionRecord) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>
+      call: (record: SessionRecord.SessionRecord) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>,
+      previous: number | undefined
     ): Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError> =>
       Effect.suspend(() => {
         invalidate(record.id)
@@ -233,13 +267,13 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           Effect.flatMap(Clock.currentTimeMillis, (readAt) =>
             call(record).pipe(
               Effect.tapError(() => evict(record.id)),
-              Effect.tap((written) => fill(written, ticket, readAt))
+              Effect.tap((written) => fill(written, ticket, readAt, previous))
             )))
       })
 
     const service = SessionStore.SessionStore.of({
-      create: (record) => span("create", write(record, store.create)),
-      save: (record) => span("save", write(record, store.save)),
+      create: (record) => span("create", write(record, store.create, undefined)),
+      save: (record) => span("save", write(record, store.save, record.version)),
       load: (id) => span("load", load(id)),
       delete: (id) =>
         span(

@@ -93,6 +93,36 @@ describe("CachingStore", () => {
       assert.deepStrictEqual(t.store.counts, { create: 0, save: 0, load: 0, delete: 0 })
     }))
 
+  scenario("a save refills the cache with one compare-and-set save; delete + create only when the cache lost the entry", (caching, t) =>
+    Effect.gen(function*() {
+      const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+      t.cache.reset()
+      const saved = yield* caching.save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
+      assert.deepStrictEqual(t.cache.counts, { create: 0, save: 1, load: 0, delete: 0 })
+      const cached = yield* (yield* rawCache).load(created.id)
+      assert.isTrue(
+        Option.isSome(cached) && cached.value.version === saved.version && cached.value.expiresAt === saved.expiresAt &&
+          SessionData.equals(cached.value.data, { n: 2 })
+      )
+      // the cache lost the entry (evicted): its save is Gone, so the layer deletes and creates
+      yield* (yield* rawCache).delete(created.id)
+      t.cache.reset()
+      t.store.reset()
+      const again = yield* caching.save({ ...saved, data: SessionData.fromEntries([["n", 3]]) })
+      assert.deepStrictEqual(t.cache.counts, { create: 1, save: 1, load: 0, delete: 1 })
+      const hit = yield* caching.load(created.id)
+      assert.isTrue(Option.isSome(hit) && hit.value.version === again.version && SessionData.equals(hit.value.data, { n: 3 }))
+      assert.strictEqual(t.store.counts.load, 0)
+      // the cache holds another version (written behind the layer's back): refilled all the same
+      yield* (yield* rawCache).save(again)
+      t.cache.reset()
+      const last = yield* caching.save({ ...again, data: SessionData.fromEntries([["n", 4]]) })
+      assert.deepStrictEqual(t.cache.counts, { create: 1, save: 1, load: 0, delete: 1 })
+      const final = yield* caching.load(created.id)
+      assert.isTrue(Option.isSome(final) && final.value.version === last.version && SessionData.equals(final.value.data, { n: 4 }))
+      assert.strictEqual(t.store.counts.load, 0)
+    }))
+
   scenario("a miss reads the store once and refills the cache", (caching, t) =>
     Effect.gen(function*() {
       const record = yield* (yield* elsewhere).create(newRecord(yield* Clock.currentTimeMillis))
