@@ -13,14 +13,11 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
 import * as RedisStore from "../src/RedisStore.js"
-import { runStoreLayer, type Workload, workload } from "./lib/measure.js"
+import { runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import type { StoreRow } from "./lib/results.js"
 import { services, uniqueName, unlinkPrefix } from "./lib/services.js"
 import {
-  defaultWorkload,
   expiresAt,
-  formatStats,
-  makePlan,
   type Plan,
   runEffect,
   runPromise,
@@ -109,33 +106,5 @@ export const redisRatio = (rows: ReadonlyArray<StoreRow>): number | undefined =>
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  // Standalone: BENCH_ROUNDS rounds (default 3), the order rotated each round since the machine is shared;
-  // each row also shows this process's CPU time (user + system) per operation over the whole run, warm-up
-  // and seeding included, which is less sensitive to the load of the machine than ops/s.
-  const plan = makePlan({
-    ...defaultWorkload,
-    sessions: Number(process.env.BENCH_SESSIONS ?? defaultWorkload.sessions),
-    operations: Number(process.env.BENCH_OPS ?? defaultWorkload.operations)
-  })
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-  const ratios: Array<number> = []
-  for (let round = 0; round < rounds; round++) {
-    const order = storeRedisWorkloads.map((_, i) => storeRedisWorkloads[(i + round) % storeRedisWorkloads.length])
-    const rows: Array<StoreRow> = []
-    for (const w of order) {
-      const before = process.cpuUsage()
-      const r = await w.run(plan)
-      const cpu = process.cpuUsage(before)
-      rows.push(r)
-      const perOp = (cpu.user + cpu.system) / plan.options.operations
-      console.log(`${formatStats(r)}   cpu ${perOp.toFixed(1).padStart(5)} us/op`)
-    }
-    const ratio = redisRatio(rows)
-    if (ratio !== undefined) {
-      ratios.push(ratio)
-      console.log(`round ${round + 1}: RedisStore / raw ioredis (mixed ops/s): ${ratio.toFixed(2)} (target >= 0.75)`)
-    }
-  }
-  const sorted = [...ratios].sort((x, y) => x - y)
-  if (sorted.length > 0) console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
+  await runStandalone(storeRedisWorkloads, redisRatio, "RedisStore / raw ioredis", 0.75)
 }

@@ -10,7 +10,8 @@
  * - for scale, `Effect.tryPromise` around the same raw calls and nothing else, 64 fibers.
  * Each gets a short warm-up before its timed run.
  *
- * Run alone: `npx tsx bench/store-sql.ts` (BENCH_OPS / BENCH_SESSIONS shorten it).
+ * Run alone: `npx tsx bench/store-sql.ts` (3 rounds in rotated order with CPU per op; BENCH_ROUNDS, BENCH_OPS,
+ * BENCH_SESSIONS shorten it).
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -18,13 +19,10 @@ import pg from "pg"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import * as SqlStore from "../src/SqlStore.js"
 import type { StoreRow } from "./lib/results.js"
-import { runStoreLayer, type Workload, workload } from "./lib/measure.js"
+import { runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { PG_POOL_SIZE, pgClientLayer, services, uniqueName } from "./lib/services.js"
 import {
-  defaultWorkload,
   expiresAt,
-  formatStats,
-  makePlan,
   type Plan,
   runEffect,
   runPromise,
@@ -122,17 +120,5 @@ export const sqlRatio = (rows: ReadonlyArray<StoreRow>): number | undefined => {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const plan = makePlan({
-    ...defaultWorkload,
-    sessions: Number(process.env.BENCH_SESSIONS ?? defaultWorkload.sessions),
-    operations: Number(process.env.BENCH_OPS ?? defaultWorkload.operations)
-  })
-  const rows: Array<StoreRow> = []
-  for (const w of storeSqlWorkloads) {
-    const r = await w.run(plan)
-    rows.push(r)
-    console.log(formatStats(r))
-  }
-  const ratio = sqlRatio(rows)
-  if (ratio !== undefined) console.log(`SqlStore / raw pg (mixed ops/s): ${ratio.toFixed(2)} (target >= 0.85)`)
+  await runStandalone(storeSqlWorkloads, sqlRatio, "SqlStore / raw pg", 0.85)
 }

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as SessionStore from "../../src/SessionStore.js"
 import type { StoreRow } from "./results.js"
-import { makePlan, type Plan, runEffect, type Stats, storeOps } from "./workload.js"
+import { defaultWorkload, formatStats, makePlan, type Plan, runEffect, type Stats, storeOps } from "./workload.js"
 
 /** A smaller plan of the same shape. */
 export const warmupPlan = (plan: Plan): Plan =>
@@ -62,3 +62,43 @@ export const runStoreLayer = <E>(
       return yield* runEffect(name, plan, ops)
     }).pipe(Effect.provide(layer), Effect.scoped)
   )
+
+/**
+ * A store benchmark run alone: BENCH_ROUNDS rounds (default 3), the order of the workloads rotated each round
+ * since the machine is shared; each row also shows this process's CPU time (user + system) per operation over
+ * the whole workload, warm-up and seeding included, which is less sensitive to the load of the machine than ops/s.
+ * Prints `label` (ours / raw, mixed ops/s) per round against `goal`, then the median.
+ */
+export const runStandalone = async (
+  workloads: ReadonlyArray<Workload>,
+  ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined,
+  label: string,
+  goal: number
+): Promise<void> => {
+  const plan = makePlan({
+    ...defaultWorkload,
+    sessions: Number(process.env.BENCH_SESSIONS ?? defaultWorkload.sessions),
+    operations: Number(process.env.BENCH_OPS ?? defaultWorkload.operations)
+  })
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+  const ratios: Array<number> = []
+  for (let round = 0; round < rounds; round++) {
+    const order = workloads.map((_, i) => workloads[(i + round) % workloads.length])
+    const rows: Array<StoreRow> = []
+    for (const w of order) {
+      const before = process.cpuUsage()
+      const r = await w.run(plan)
+      const cpu = process.cpuUsage(before)
+      rows.push(r)
+      const perOp = (cpu.user + cpu.system) / plan.options.operations
+      console.log(`${formatStats(r)}   cpu ${perOp.toFixed(1).padStart(5)} us/op`)
+    }
+    const ratio = ratioOf(rows)
+    if (ratio !== undefined) {
+      ratios.push(ratio)
+      console.log(`round ${round + 1}: ${label} (mixed ops/s): ${ratio.toFixed(2)} (target >= ${goal.toFixed(2)})`)
+    }
+  }
+  const sorted = [...ratios].sort((x, y) => x - y)
+  if (sorted.length > 0) console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
+}
