@@ -34,8 +34,8 @@ import {
 import { defaultWorkload, makePlan } from "./lib/workload.js"
 import { MEMORY_SESSIONS } from "./memory.js"
 import { storePeerWorkloads } from "./store-peers.js"
-import { storeRedisWorkloads } from "./store-redis.js"
-import { storeSqlWorkloads } from "./store-sql.js"
+import { redisRatio, storeRedisWorkloads } from "./store-redis.js"
+import { sqlRatio, storeSqlWorkloads } from "./store-sql.js"
 
 const env = (name: string): string | undefined => {
   const v = process.env[name]
@@ -165,8 +165,18 @@ const ratioTarget = (name: string, ours: HttpRow | undefined, base: HttpRow | un
 /** Store writes allowed on the read-only route: a create, then one refresh per 2 s window of the run. */
 const writeBudget = (sessions: number, seconds: number): number => sessions * Math.ceil(1 + seconds / 2)
 
+/** A store-level ratio (ours / raw driver, mixed ops/s) against its goal. */
+const storeTarget = (name: string, ratio: number | undefined, goal: number): Target =>
+  ratio === undefined
+    ? { name, value: "not measured", goal: `>= ${goal.toFixed(2)}`, met: null }
+    : { name, value: ratio.toFixed(2), goal: `>= ${goal.toFixed(2)}`, met: ratio >= goal }
+
 const targets = (): Array<Target> => {
   const out: Array<Target> = []
+  if (store.length > 0) {
+    out.push(storeTarget("store: SqlStore / raw pg (mixed ops/s)", sqlRatio(store), 0.85))
+    out.push(storeTarget("store: RedisStore / raw ioredis (mixed ops/s)", redisRatio(store), 0.75))
+  }
   const none = httpRow("count", "effect-none")
   out.push(ratioTarget("Effect + MemoryStore / Effect without sessions", httpRow("count", "effect-memory"), none, 0.8))
   out.push(ratioTarget("Effect + RedisStore / Effect without sessions", httpRow("count", "effect-redis"), none, 0.6))
