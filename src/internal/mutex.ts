@@ -16,32 +16,49 @@ export class Mutex {
   private held = false
   private readonly waiters: Array<() => void> = []
 
+  /** `onIdle` runs each time the lock is released with nobody waiting. */
+  constructor(private readonly onIdle?: () => void) {}
+
   private readonly unlock = (): void => {
     const next = this.waiters.shift()
-    if (next !== undefined) next()
-    else this.held = false
+    if (next !== undefined) {
+      next()
+      return
+    }
+    this.held = false
+    if (this.onIdle !== undefined) this.onIdle()
   }
 
   private readonly release: Effect.Effect<void> = Effect.sync(this.unlock)
 
   /** `withLock` runs `self` holding the lock; callers run one at a time, in arrival order. */
   withLock<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Mutex.withLockOf(() => this, () => self)
+  }
+
+  /**
+   * `withLockOf(mutex, body)` picks the mutex and builds the body inside the same uninterruptible step that
+   * takes the lock, so nothing can interrupt between finding a mutex and holding (or queueing on) it; `body`
+   * is built once the lock is held.
+   */
+  static withLockOf<A, E, R>(mutex: () => Mutex, body: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.uninterruptibleMask((restore) => {
-      if (!this.held) {
-        this.held = true
-        return Effect.ensuring(restore(self), this.release)
+      const m = mutex()
+      if (!m.held) {
+        m.held = true
+        return Effect.ensuring(restore(Effect.suspend(body)), m.release)
       }
       const acquire = Effect.async<void>((resume) => {
         const waiter = () => resume(Effect.void)
-        this.waiters.push(waiter)
+        m.waiters.push(waiter)
         return Effect.sync(() => {
-          const i = this.waiters.indexOf(waiter)
+          const i = m.waiters.indexOf(waiter)
           // interrupted while queued: leave the queue; interrupted after the hand-off: pass the lock on
-          if (i >= 0) this.waiters.splice(i, 1)
-          else this.unlock()
+          if (i >= 0) m.waiters.splice(i, 1)
+          else m.unlock()
         })
       })
-      return Effect.zipRight(restore(acquire), Effect.ensuring(restore(self), this.release))
+      return Effect.zipRight(restore(acquire), Effect.ensuring(restore(Effect.suspend(body)), m.release))
     })
   }
 

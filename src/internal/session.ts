@@ -53,34 +53,33 @@ interface LockEntry {
   readonly mutex: Mutex
   /** The last record a commit under this lock saved, while others wait: their base when it is newer. */
   latest: SessionRecord.SessionRecord | undefined
-  users: number
 }
 
 /**
  * Commits of one session inside one process take turns, and each starts from the record the previous one
  * saved: concurrent requests of one browser then merge without a single `Conflict`. Across processes the
  * store's compare-and-set and the reload-and-retry loop do the work. An entry lives only while a commit of
- * its session is running or waiting.
+ * its session is running or waiting: it goes when its mutex is released with nobody waiting.
  */
 export class CommitLocks {
   private readonly entries = new Map<SessionId.SessionId, LockEntry>()
 
   with<A, E>(id: SessionId.SessionId, f: (entry: LockEntry) => Effect.Effect<A, E>): Effect.Effect<A, E> {
-    return Effect.suspend(() => {
-      let entry = this.entries.get(id)
+    let entry: LockEntry | undefined
+    return Mutex.withLockOf(() => {
+      entry = this.entries.get(id)
       if (entry === undefined) {
-        entry = { mutex: new Mutex(), latest: undefined, users: 0 }
-        this.entries.set(id, entry)
+        const created: LockEntry = {
+          mutex: new Mutex(() => {
+            if (this.entries.get(id) === created) this.entries.delete(id)
+          }),
+          latest: undefined
+        }
+        this.entries.set(id, created)
+        entry = created
       }
-      const held = entry
-      held.users++
-      return Effect.ensuring(
-        held.mutex.withLock(Effect.suspend(() => f(held))),
-        Effect.sync(() => {
-          if (--held.users === 0) this.entries.delete(id)
-        })
-      )
-    })
+      return entry.mutex
+    }, () => f(entry!))
   }
 
   /** The number of sessions with a commit running or waiting (for tests). */
@@ -185,9 +184,16 @@ const storeFailure = (e: StoreError.StoreError): SessionError => sessionError("S
 const schemaIssue = (key: string, what: "decode" | "encode") =>
   new Error(`session value under key ${JSON.stringify(key.slice(0, 64))} failed to ${what} with its schema`)
 
+/** The load in flight; `waiters` is made only when a second fiber waits for it. */
+interface Inflight {
+  waiters: Deferred.Deferred<void, StoreError.StoreError> | undefined
+}
+
 type SaveOutcome =
   | { readonly _tag: "Saved"; readonly record: SessionRecord.SessionRecord; readonly now: number }
   | { readonly _tag: "Gone" }
+
+const GONE: SaveOutcome = { _tag: "Gone" }
 
 /**
  * The session of one request.
@@ -199,7 +205,7 @@ export class RequestSession implements SessionService {
   private reissue = false
   // load
   private phase: "idle" | "loading" | "loaded" = "idle"
-  private loading: Deferred.Deferred<void, StoreError.StoreError> | undefined = undefined
+  private inflight: Inflight | undefined = undefined
   private epoch = 0
   // the record this request works against, and the token that reaches it
   private record: SessionRecord.SessionRecord | undefined = undefined
@@ -247,38 +253,56 @@ export class RequestSession implements SessionService {
 
   private readonly load: Effect.Effect<void, StoreError.StoreError> = Effect.suspend(() => {
     if (this.phase === "loaded") return Effect.void
-    if (this.phase === "loading" && this.loading !== undefined) return Deferred.await(this.loading)
+    const inflight = this.inflight
+    if (this.phase === "loading" && inflight !== undefined) {
+      // A second fiber: only now is there someone to share the load with.
+      return Deferred.await(inflight.waiters ??= Deferred.unsafeMake<void, StoreError.StoreError>(FiberId.none))
+    }
     const token = this.resolveToken()
     if (token === undefined) {
       this.phase = "loaded"
       return Effect.void
     }
-    const deferred = Deferred.unsafeMake<void, StoreError.StoreError>(FiberId.none)
-    this.loading = deferred
+    const flight: Inflight = { waiters: undefined }
+    this.inflight = flight
     this.phase = "loading"
     const epoch = this.epoch
-    return this.config.store.load(SessionId.fromToken(token)).pipe(
-      Effect.map((found) => {
+    return Effect.uninterruptible(Effect.matchCauseEffect(this.config.store.load(SessionId.fromToken(token)), {
+      onSuccess: (found) => {
         if (this.epoch === epoch) {
           if (Option.isSome(found)) {
             this.record = found.value
             this.token = token
           }
           this.phase = "loaded"
+          this.inflight = undefined
         }
-      }),
-      Effect.tapErrorCause(() =>
-        Effect.sync(() => {
-          if (this.epoch === epoch) this.phase = "idle"
-        })
-      ),
-      Effect.exit,
-      Effect.flatMap((exit) => Effect.zipRight(Deferred.done(deferred, exit), exit)),
-      Effect.uninterruptible
-    )
+        if (flight.waiters !== undefined) Deferred.unsafeDone(flight.waiters, Exit.void)
+        return Effect.void
+      },
+      onFailure: (cause) => {
+        if (this.epoch === epoch) {
+          this.phase = "idle"
+          this.inflight = undefined
+        }
+        const exit = Exit.failCause(cause)
+        if (flight.waiters !== undefined) Deferred.unsafeDone(flight.waiters, exit)
+        return exit
+      }
+    }))
   })
 
   private readonly loaded: Effect.Effect<void, SessionError> = Effect.mapError(this.load, storeFailure)
+
+  /** `whenLoaded(f)` runs `f` once the session is loaded, without any detour when it already is. */
+  private whenLoaded<A>(f: () => Effect.Effect<A, SessionError>): Effect.Effect<A, SessionError> {
+    return Effect.suspend(() => (this.phase === "loaded" ? f() : Effect.flatMap(this.loaded, f)))
+  }
+
+  /** `syncLoaded(f)` is `whenLoaded` for a synchronous `f`. */
+  private syncLoaded<A>(f: () => A): Effect.Effect<A, SessionError> {
+    return Effect.suspend(() => (this.phase === "loaded" ? Effect.succeed(f()) : Effect.map(this.loaded, f)))
+  }
 
   // ---------------------------------------------------------------------------
   // reading
@@ -322,15 +346,18 @@ export class RequestSession implements SessionService {
   }
 
   get id(): Effect.Effect<Option.Option<SessionId.SessionId>, SessionError> {
-    return Effect.map(this.loaded, () => (this.record === undefined ? Option.none() : Option.some(this.record.id)))
+    return this.syncLoaded(() => (this.record === undefined ? Option.none() : Option.some(this.record.id)))
   }
 
   get: SessionService["get"] = ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
-    Effect.flatMap(this.loaded, () => {
+    this.whenLoaded(() => {
       if (key === META_KEY) return Effect.succeed(Option.none())
       const value = this.lookup(key)
       if (value === undefined) return Effect.succeed(Option.none())
       if (schema === undefined) return Effect.succeed(Option.some(value))
+      // Synchronously when the schema allows; the effectful decoder (asynchronous schemas) otherwise.
+      const decoded = Schema.decodeUnknownEither(schema)(value)
+      if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
       return Effect.mapBoth(Schema.decodeUnknown(schema)(value), {
         onFailure: () => sessionError("Decode", schemaIssue(key, "decode")),
         onSuccess: Option.some
@@ -338,7 +365,7 @@ export class RequestSession implements SessionService {
     })) as SessionService["get"]
 
   get keys(): Effect.Effect<ReadonlyArray<string>, SessionError> {
-    return Effect.map(this.loaded, () => this.currentKeys())
+    return this.syncLoaded(() => this.currentKeys())
   }
 
   private currentKeys(): Array<string> {
@@ -354,15 +381,15 @@ export class RequestSession implements SessionService {
   }
 
   get isEmpty(): Effect.Effect<boolean, SessionError> {
-    return Effect.map(this.loaded, () => this.currentKeys().length === 0)
+    return this.syncLoaded(() => this.currentKeys().length === 0)
   }
 
   get expiry(): Effect.Effect<Expiry.Expiry, SessionError> {
-    return Effect.map(this.loaded, () => this.expiryOf(this.meta()))
+    return this.syncLoaded(() => this.expiryOf(this.meta()))
   }
 
   get expiresAt(): Effect.Effect<number, SessionError> {
-    return Effect.flatMap(this.loaded, () =>
+    return this.whenLoaded(() =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const record = this.record
         const meta = this.meta()
@@ -388,27 +415,41 @@ export class RequestSession implements SessionService {
 
   insert: SessionService["insert"] = ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) => {
     if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
-    const encoded: Effect.Effect<unknown, SessionError> = schema === undefined
-      ? Effect.succeed(value)
-      : Effect.mapError(Schema.encode(schema)(value), () => sessionError("Encode", schemaIssue(key, "encode")))
-    return Effect.flatMap(encoded, (json) => {
-      const rule = SessionData.validate({ [key]: json })
-      if (rule !== undefined) return Effect.fail(sessionError("Encode", new Error(rule)))
-      return Effect.map(this.loaded, () => {
-        this.changes.set(key, { op: "set", value: json as SessionData.JsonValue })
-      })
+    return Effect.suspend(() => {
+      if (schema === undefined) return this.setValue(key, value)
+      // Synchronously when the schema allows; the effectful encoder (asynchronous schemas) otherwise.
+      const encoded = Schema.encodeEither(schema)(value)
+      if (Either.isRight(encoded)) return this.setValue(key, encoded.right)
+      return Effect.flatMap(
+        Effect.mapError(Schema.encode(schema)(value), () => sessionError("Encode", schemaIssue(key, "encode"))),
+        (json) => this.setValue(key, json)
+      )
     })
   }) as SessionService["insert"]
 
+  /** `setValue` checks an encoded value against the session data rules and records it, once loaded. */
+  private setValue(key: string, json: unknown): Effect.Effect<void, SessionError> {
+    const rule = SessionData.validate({ [key]: json })
+    if (rule !== undefined) return Effect.fail(sessionError("Encode", new Error(rule)))
+    const change: Change = { op: "set", value: json as SessionData.JsonValue }
+    if (this.phase === "loaded") {
+      this.changes.set(key, change)
+      return Effect.void
+    }
+    return Effect.map(this.loaded, () => {
+      this.changes.set(key, change)
+    })
+  }
+
   remove = (key: string): Effect.Effect<void, SessionError> => {
     if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
-    return Effect.map(this.loaded, () => {
+    return this.syncLoaded(() => {
       this.changes.set(key, REMOVE)
     })
   }
 
   get clear(): Effect.Effect<void, SessionError> {
-    return Effect.map(this.loaded, () => {
+    return this.syncLoaded(() => {
       this.changes.clear()
       this.cleared = true
       this.clearGen++
@@ -423,7 +464,7 @@ export class RequestSession implements SessionService {
       this.flushed = true
       this.epoch++
       this.phase = "loaded"
-      this.loading = undefined
+      this.inflight = undefined
       this.record = undefined
       this.token = undefined
       this.changes.clear()
@@ -436,13 +477,13 @@ export class RequestSession implements SessionService {
   }
 
   get cycleId(): Effect.Effect<void, SessionError> {
-    return Effect.map(this.loaded, () => {
+    return this.syncLoaded(() => {
       this.cycled = true
     })
   }
 
   setExpiry = (expiry: Expiry.Expiry): Effect.Effect<void, SessionError> =>
-    Effect.map(this.loaded, () => {
+    this.syncLoaded(() => {
       this.expiryChange = expiry
     })
 
@@ -455,8 +496,7 @@ export class RequestSession implements SessionService {
   // ---------------------------------------------------------------------------
 
   private get commit(): Effect.Effect<void, StoreError.StoreError> {
-    const mutex = this.mutex ?? (this.mutex = new Mutex())
-    return mutex.withLock(Effect.suspend(() => this.commitUnsafe()))
+    return Mutex.withLockOf(() => this.mutex ?? (this.mutex = new Mutex()), () => this.commitUnsafe())
   }
 
   private snapshot(): Snapshot {
@@ -498,11 +538,12 @@ export class RequestSession implements SessionService {
     return { data: out, meta }
   }
 
-  private checkSize(data: SessionData.SessionData, method: "create" | "save"): Effect.Effect<void, StoreError.StoreError> {
+  /** `sizeProblem` is the `Encode` error when `data` is over the configured cap (checked before the store is called). */
+  private sizeProblem(data: SessionData.SessionData, method: "create" | "save"): StoreError.StoreError | undefined {
     const max = this.config.maxDataBytes
-    if (max === undefined) return Effect.void
+    if (max === undefined) return undefined
     const encoded = SessionData.encode(data, max)
-    return Either.isLeft(encoded) ? Effect.fail(StoreError.rule("Encode", method, encoded.left)) : Effect.void
+    return Either.isLeft(encoded) ? StoreError.rule("Encode", method, encoded.left) : undefined
   }
 
   private setCookie(meta: Meta, expiresAt: number, now: number, token: SessionToken.SessionToken): void {
@@ -526,7 +567,8 @@ export class RequestSession implements SessionService {
             () => attempt(n + 1)
           )
         ))
-    return Effect.flatMap(this.checkSize(data, "create"), () => attempt(0))
+    const problem = this.sizeProblem(data, "create")
+    return problem === undefined ? attempt(0) : Effect.fail(problem)
   }
 
   /** `ended` forgets the session after it ended elsewhere (`Gone`) and plans a removal cookie. */
@@ -553,105 +595,119 @@ export class RequestSession implements SessionService {
       const expiresAt = this.expiresAtOf(meta, now)
       if (expiresAt <= now) {
         // Its time is up (absolute lifetime, a past `AtDateTime`): end it instead of storing a dead record.
-        return Effect.as(store.delete(base.id), { _tag: "Gone" } as const)
+        return Effect.as(store.delete(base.id), GONE)
       }
-      return this.checkSize(data, "save").pipe(
-        Effect.zipRight(store.save({ id: base.id, data, expiresAt, version: base.version })),
-        Effect.map((record): SaveOutcome => ({ _tag: "Saved", record, now })),
-        Effect.catchIf(
-          (e) => e.reason === "Gone",
-          () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })
-        ),
-        Effect.catchIf(
-          (e) => e.reason === "Conflict",
-          (conflict) =>
-            Effect.flatMap(Clock.currentTimeMillis, (t) => {
-              if (t >= deadline) return Effect.fail(conflict)
-              const cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 10))
-              return Random.nextIntBetween(0, cap + 1).pipe(
-                Effect.flatMap((ms) => Effect.sleep(Duration.millis(Math.min(ms, Math.max(0, deadline - t))))),
-                Effect.zipRight(store.load(base.id)),
-                Effect.flatMap((latest) =>
-                  Option.isNone(latest)
-                    ? Effect.succeed<SaveOutcome>({ _tag: "Gone" })
-                    : this.casSave(latest.value, snapshot, deadline, attempt + 1)
-                )
+      const problem = this.sizeProblem(data, "save")
+      if (problem !== undefined) return Effect.fail(problem)
+      return Effect.matchEffect(store.save({ id: base.id, data, expiresAt, version: base.version }), {
+        onSuccess: (record) => Effect.succeed<SaveOutcome>({ _tag: "Saved", record, now }),
+        onFailure: (e) => {
+          if (e.reason === "Gone") return Effect.succeed(GONE)
+          if (e.reason !== "Conflict") return Effect.fail(e)
+          return Effect.flatMap(Clock.currentTimeMillis, (t) => {
+            if (t >= deadline) return Effect.fail(e)
+            const cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 10))
+            return Random.nextIntBetween(0, cap + 1).pipe(
+              Effect.flatMap((ms) => Effect.sleep(Duration.millis(Math.min(ms, Math.max(0, deadline - t))))),
+              Effect.zipRight(store.load(base.id)),
+              Effect.flatMap((latest) =>
+                Option.isNone(latest) ? Effect.succeed(GONE) : this.casSave(latest.value, snapshot, deadline, attempt + 1)
               )
-            })
-        )
-      )
+            )
+          })
+        }
+      })
     })
   }
 
   private commitUnsafe(): Effect.Effect<void, StoreError.StoreError> {
-    return Effect.gen(this, function*() {
-      const store = this.config.store
-      if (this.flushed) {
-        if (this.flushId !== undefined) {
-          yield* store.delete(this.flushId)
+    if (this.flushed) {
+      const id = this.flushId
+      if (id !== undefined) {
+        return Effect.flatMap(this.config.store.delete(id), () => {
           this.flushId = undefined
-        }
-        this.flushed = false
-        // A cookie reached us, or one was set earlier in this request: it must go.
-        if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
-      }
-      if (this.phase === "idle") {
-        // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
-        if (this.config.signer === undefined || this.rawCookie === undefined) return
-        this.resolveToken()
-        if (!this.reissue) return
-        yield* this.load
-      }
-      // a fiber of the handler may still be loading
-      if (this.phase === "loading") yield* this.load
-      const now = yield* Clock.currentTimeMillis
-      const record = this.record
-      const snapshot = this.snapshot()
-
-      if (record === undefined) {
-        const { data, meta } = this.build(undefined, snapshot, now)
-        const expiresAt = this.expiresAtOf(meta, now)
-        if (!hasUserKeys(data) || expiresAt <= now) {
-          // An empty session that was never stored is never stored and sets no cookie.
-          this.consume(snapshot)
-          return
-        }
-        const created = yield* this.createFresh(data, expiresAt)
-        this.record = created.record
-        this.token = created.token
-        this.consume(snapshot)
-        this.setCookie(meta, created.record.expiresAt, now, created.token)
-        return
-      }
-
-      if (snapshot.cycled) {
-        // Fixation defence: the data under a new token first, and only then the old record deleted.
-        const { data, meta } = this.build(record.data, snapshot, now)
-        const expiresAt = this.expiresAtOf(meta, now)
-        if (expiresAt <= now) {
-          yield* store.delete(record.id)
-          this.ended()
-          return
-        }
-        const created = yield* this.createFresh(data, expiresAt)
-        yield* store.delete(record.id)
-        this.record = created.record
-        this.token = created.token
-        this.reissue = false
-        this.consume(snapshot)
-        this.setCookie(meta, created.record.expiresAt, now, created.token)
-        return
-      }
-
-      const token = this.token!
-      if (this.changes.size > 0 || snapshot.cleared || snapshot.expiryChange !== undefined) {
-        const deadline = now + this.config.mergeDeadlineMs
-        const outcome = yield* this.config.locks.with(record.id, (entry) => {
-          const base = entry.latest !== undefined && entry.latest.version > record.version ? entry.latest : record
-          return Effect.tap(this.casSave(base, snapshot, deadline, 0), (outcome) => {
-            entry.latest = outcome._tag === "Saved" ? outcome.record : undefined
-          })
+          this.flushDone()
+          return this.commitLoaded()
         })
+      }
+      this.flushDone()
+    }
+    return this.commitLoaded()
+  }
+
+  private flushDone(): void {
+    this.flushed = false
+    // A cookie reached us, or one was set earlier in this request: it must go.
+    if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
+  }
+
+  private commitLoaded(): Effect.Effect<void, StoreError.StoreError> {
+    if (this.phase === "idle") {
+      // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
+      if (this.config.signer === undefined || this.rawCookie === undefined) return Effect.void
+      this.resolveToken()
+      if (!this.reissue) return Effect.void
+      return Effect.flatMap(this.load, () => this.commitNow)
+    }
+    // a fiber of the handler may still be loading
+    if (this.phase === "loading") return Effect.flatMap(this.load, () => this.commitNow)
+    return this.commitNow
+  }
+
+  private readonly commitNow: Effect.Effect<void, StoreError.StoreError> = Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now) => this.commitAt(now)
+  )
+
+  private commitAt(now: number): Effect.Effect<void, StoreError.StoreError> {
+    const store = this.config.store
+    const record = this.record
+    const snapshot = this.snapshot()
+
+    if (record === undefined) {
+      const { data, meta } = this.build(undefined, snapshot, now)
+      const expiresAt = this.expiresAtOf(meta, now)
+      if (!hasUserKeys(data) || expiresAt <= now) {
+        // An empty session that was never stored is never stored and sets no cookie.
+        this.consume(snapshot)
+        return Effect.void
+      }
+      return Effect.map(this.createFresh(data, expiresAt), (created) => {
+        this.record = created.record
+        this.token = created.token
+        this.consume(snapshot)
+        this.setCookie(meta, created.record.expiresAt, now, created.token)
+      })
+    }
+
+    if (snapshot.cycled) {
+      // Fixation defence: the data under a new token first, and only then the old record deleted.
+      const { data, meta } = this.build(record.data, snapshot, now)
+      const expiresAt = this.expiresAtOf(meta, now)
+      if (expiresAt <= now) {
+        return Effect.map(store.delete(record.id), () => this.ended())
+      }
+      return Effect.flatMap(this.createFresh(data, expiresAt), (created) =>
+        Effect.map(store.delete(record.id), () => {
+          this.record = created.record
+          this.token = created.token
+          this.reissue = false
+          this.consume(snapshot)
+          this.setCookie(meta, created.record.expiresAt, now, created.token)
+        }))
+    }
+
+    const token = this.token!
+    if (snapshot.changes.size > 0 || snapshot.cleared || snapshot.expiryChange !== undefined) {
+      const deadline = now + this.config.mergeDeadlineMs
+      const saving = this.config.locks.with(record.id, (entry) => {
+        const base = entry.latest !== undefined && entry.latest.version > record.version ? entry.latest : record
+        return Effect.map(this.casSave(base, snapshot, deadline, 0), (outcome) => {
+          entry.latest = outcome._tag === "Saved" ? outcome.record : undefined
+          return outcome
+        })
+      })
+      return Effect.map(saving, (outcome) => {
         if (outcome._tag === "Gone") {
           this.ended()
           return
@@ -665,31 +721,17 @@ export class RequestSession implements SessionService {
           this.setCookie(meta, saved.expiresAt, outcome.now, token)
           this.reissue = false
         }
-        return
-      }
+      })
+    }
 
-      // Read-only: refresh a sliding expiry only once its remaining life is below `refreshAfter`.
-      const meta = readMeta(record.data)
-      const expiry = this.expiryOf(meta)
-      const sliding = this.slidingMs(expiry)
-      if (sliding !== undefined && record.expiresAt - now < this.refreshAfterMs(sliding)) {
-        const expiresAt = this.expiresAtOf(meta, now)
-        if (expiresAt > record.expiresAt) {
-          const outcome = yield* store.save({ ...record, expiresAt }).pipe(
-            Effect.map((saved): SaveOutcome | undefined => ({ _tag: "Saved", record: saved, now })),
-            Effect.catchIf((e) => e.reason === "Gone", () => Effect.succeed<SaveOutcome>({ _tag: "Gone" })),
-            // Another request wrote the session meanwhile, which refreshed it: nothing to do.
-            Effect.catchIf((e) => e.reason === "Conflict", () => Effect.succeed(undefined)),
-            // A refresh the handler did not ask for: a failure leaves the session as it is (still valid).
-            Effect.catchAll((e) =>
-              Effect.as(
-                Effect.logWarning("effect-sessions: session refresh failed; the session keeps its expiry").pipe(
-                  Effect.annotateLogs({ reason: e.reason, method: e.method })
-                ),
-                undefined
-              )
-            )
-          )
+    // Read-only: refresh a sliding expiry only once its remaining life is below `refreshAfter`.
+    const meta = readMeta(record.data)
+    const expiry = this.expiryOf(meta)
+    const sliding = this.slidingMs(expiry)
+    if (sliding !== undefined && record.expiresAt - now < this.refreshAfterMs(sliding)) {
+      const expiresAt = this.expiresAtOf(meta, now)
+      if (expiresAt > record.expiresAt) {
+        return Effect.map(this.refresh(record, expiresAt, now), (outcome) => {
           if (outcome?._tag === "Gone") {
             this.ended()
             return
@@ -702,13 +744,46 @@ export class RequestSession implements SessionService {
             }
             return
           }
-        }
+          this.reissueNow(meta, record, now, token)
+        })
       }
-      if (this.reissue) {
-        this.setCookie(meta, record.expiresAt, now, token)
-        this.reissue = false
+    }
+    this.reissueNow(meta, record, now, token)
+    return Effect.void
+  }
+
+  private reissueNow(meta: Meta, record: SessionRecord.SessionRecord, now: number, token: SessionToken.SessionToken): void {
+    if (this.reissue) {
+      this.setCookie(meta, record.expiresAt, now, token)
+      this.reissue = false
+    }
+  }
+
+  /** `refresh` pushes a read-only session's expiry out; `undefined` when that did not happen (and need not). */
+  private refresh(
+    record: SessionRecord.SessionRecord,
+    expiresAt: number,
+    now: number
+  ): Effect.Effect<SaveOutcome | undefined, StoreError.StoreError> {
+    return Effect.catchAll(
+      Effect.map(this.config.store.save({ ...record, expiresAt }), (saved): SaveOutcome | undefined => ({
+        _tag: "Saved",
+        record: saved,
+        now
+      })),
+      (e) => {
+        if (e.reason === "Gone") return Effect.succeed(GONE)
+        // Another request wrote the session meanwhile, which refreshed it: nothing to do.
+        if (e.reason === "Conflict") return Effect.succeed(undefined)
+        // A refresh the handler did not ask for: a failure leaves the session as it is (still valid).
+        return Effect.as(
+          Effect.logWarning("effect-sessions: session refresh failed; the session keeps its expiry").pipe(
+            Effect.annotateLogs({ reason: e.reason, method: e.method })
+          ),
+          undefined
+        )
       }
-    })
+    )
   }
 
   // ---------------------------------------------------------------------------
@@ -746,19 +821,18 @@ export class RequestSession implements SessionService {
       return Effect.succeed(response)
     }
     this.finished = true
-    return this.commit.pipe(
-      Effect.exit,
-      Effect.flatMap((exit) => {
-        if (Exit.isSuccess(exit)) return Effect.succeed(this.applyCookie(response))
+    return Effect.matchCauseEffect(this.commit, {
+      onSuccess: () => Effect.succeed(this.applyCookie(response)),
+      onFailure: (cause) => {
         this.failed = true
-        const failure = Cause.failureOption(exit.cause)
+        const failure = Cause.failureOption(cause)
         const log = Option.isSome(failure)
           ? Effect.logError("effect-sessions: session commit failed; responding 500").pipe(
             Effect.annotateLogs({ reason: failure.value.reason, method: failure.value.method })
           )
           : Effect.logError("effect-sessions: session commit died; responding 500")
         return Effect.as(log, HttpServerResponse.empty({ status: 500 }))
-      })
-    )
+      }
+    })
   }
 }
