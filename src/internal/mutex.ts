@@ -39,14 +39,27 @@ export class Mutex {
   /**
    * `withLockOf(mutex, body)` picks the mutex and builds the body inside the same uninterruptible step that
    * takes the lock, so nothing can interrupt between finding a mutex and holding (or queueing on) it; `body`
-   * is built once the lock is held.
+   * is built once the lock is held and told whether it had to wait for it.
    */
-  static withLockOf<A, E, R>(mutex: () => Mutex, body: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+  static withLockOf<A, E, R>(
+    mutex: () => Mutex,
+    body: (waited: boolean) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> {
     return Effect.uninterruptibleMask((restore) => {
       const m = mutex()
       if (!m.held) {
+        // Uncontended: take it and build the body now; one match frame releases it however the body ends.
         m.held = true
-        return Effect.ensuring(restore(Effect.suspend(body)), m.release)
+        return Effect.matchCauseEffect(restore(body(false)), {
+          onSuccess: (a) => {
+            m.unlock()
+            return Effect.succeed(a)
+          },
+          onFailure: (cause) => {
+            m.unlock()
+            return Effect.failCause(cause)
+          }
+        })
       }
       const acquire = Effect.async<void>((resume) => {
         const waiter = () => resume(Effect.void)
@@ -58,7 +71,7 @@ export class Mutex {
           else m.unlock()
         })
       })
-      return Effect.zipRight(restore(acquire), Effect.ensuring(restore(Effect.suspend(body)), m.release))
+      return Effect.zipRight(restore(acquire), Effect.ensuring(restore(Effect.suspend(() => body(true))), m.release))
     })
   }
 

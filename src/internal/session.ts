@@ -64,7 +64,8 @@ interface LockEntry {
 export class CommitLocks {
   private readonly entries = new Map<SessionId.SessionId, LockEntry>()
 
-  with<A, E>(id: SessionId.SessionId, f: (entry: LockEntry) => Effect.Effect<A, E>): Effect.Effect<A, E> {
+  /** `with(id, f)` runs `f` holding the lock of session `id`; `waited` tells whether it had to wait for it. */
+  with<A, E>(id: SessionId.SessionId, f: (entry: LockEntry, waited: boolean) => Effect.Effect<A, E>): Effect.Effect<A, E> {
     let entry: LockEntry | undefined
     return Mutex.withLockOf(() => {
       entry = this.entries.get(id)
@@ -79,7 +80,7 @@ export class CommitLocks {
         entry = created
       }
       return entry.mutex
-    }, () => f(entry!))
+    }, (waited) => f(entry!, waited))
   }
 
   /** The number of sessions with a commit running or waiting (for tests). */
@@ -585,12 +586,15 @@ export class RequestSession implements SessionService {
   }
 
   /** `casSave` saves the change set onto `base`; on `Conflict` it reloads, re-applies and retries until the deadline. */
-  private casSave(base: SessionRecord.SessionRecord, snapshot: Snapshot, deadline: number, attempt: number): Effect.Effect<
-    SaveOutcome,
-    StoreError.StoreError
-  > {
+  private casSave(
+    base: SessionRecord.SessionRecord,
+    snapshot: Snapshot,
+    deadline: number,
+    attempt: number,
+    knownNow?: number
+  ): Effect.Effect<SaveOutcome, StoreError.StoreError> {
     const store = this.config.store
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const at = (now: number): Effect.Effect<SaveOutcome, StoreError.StoreError> => {
       const { data, meta } = this.build(base.data, snapshot, now)
       const expiresAt = this.expiresAtOf(meta, now)
       if (expiresAt <= now) {
@@ -617,7 +621,8 @@ export class RequestSession implements SessionService {
           })
         }
       })
-    })
+    }
+    return knownNow === undefined ? Effect.flatMap(Clock.currentTimeMillis, at) : at(knownNow)
   }
 
   private commitUnsafe(): Effect.Effect<void, StoreError.StoreError> {
@@ -700,27 +705,13 @@ export class RequestSession implements SessionService {
     const token = this.token!
     if (snapshot.changes.size > 0 || snapshot.cleared || snapshot.expiryChange !== undefined) {
       const deadline = now + this.config.mergeDeadlineMs
-      const saving = this.config.locks.with(record.id, (entry) => {
+      return this.config.locks.with(record.id, (entry, waited) => {
         const base = entry.latest !== undefined && entry.latest.version > record.version ? entry.latest : record
-        return Effect.map(this.casSave(base, snapshot, deadline, 0), (outcome) => {
+        // Without a wait for the lock no time has passed since `now` was read.
+        return Effect.map(this.casSave(base, snapshot, deadline, 0, waited ? undefined : now), (outcome) => {
           entry.latest = outcome._tag === "Saved" ? outcome.record : undefined
-          return outcome
+          this.saved(outcome, record, snapshot, token)
         })
-      })
-      return Effect.map(saving, (outcome) => {
-        if (outcome._tag === "Gone") {
-          this.ended()
-          return
-        }
-        const saved = outcome.record
-        this.record = saved
-        this.consume(snapshot)
-        const meta = readMeta(saved.data)
-        const fixed = this.expiryOf(meta)._tag === "OnSessionEnd"
-        if (snapshot.expiryChange !== undefined || this.reissue || (!fixed && saved.expiresAt !== record.expiresAt)) {
-          this.setCookie(meta, saved.expiresAt, outcome.now, token)
-          this.reissue = false
-        }
       })
     }
 
@@ -750,6 +741,23 @@ export class RequestSession implements SessionService {
     }
     this.reissueNow(meta, record, now, token)
     return Effect.void
+  }
+
+  /** `saved` takes in the outcome of a commit that wrote a change set onto `record`. */
+  private saved(outcome: SaveOutcome, record: SessionRecord.SessionRecord, snapshot: Snapshot, token: SessionToken.SessionToken): void {
+    if (outcome._tag === "Gone") {
+      this.ended()
+      return
+    }
+    const saved = outcome.record
+    this.record = saved
+    this.consume(snapshot)
+    const meta = readMeta(saved.data)
+    const fixed = this.expiryOf(meta)._tag === "OnSessionEnd"
+    if (snapshot.expiryChange !== undefined || this.reissue || (!fixed && saved.expiresAt !== record.expiresAt)) {
+      this.setCookie(meta, saved.expiresAt, outcome.now, token)
+      this.reissue = false
+    }
   }
 
   private reissueNow(meta: Meta, record: SessionRecord.SessionRecord, now: number, token: SessionToken.SessionToken): void {
