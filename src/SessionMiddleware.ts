@@ -51,6 +51,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CookieSigner from "./CookieSigner.js"
@@ -228,11 +229,22 @@ const fromConfig = (config: internal.Config): Service => {
   })
   return {
     apply: <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session>> =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      Effect.withFiberRuntime((fiber) => {
+        // `Effect.provideService` costs an acquire-use-release per request; setting the context and
+        // putting the old one back when `app` ends does the same in a few operations.
+        const context = fiber.currentContext
+        const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
         const state = new internal.RequestSession(config, request.cookies[cookieName])
+        const restore = FiberRef.set(FiberRef.currentContext, context)
         return Effect.zipRight(
           HttpApp.appendPreResponseHandler(state.onResponse),
-          Effect.provideService(app, Session, state)
+          Effect.zipRight(
+            FiberRef.set(FiberRef.currentContext, Context.add(context, Session, state) as Context.Context<never>),
+            Effect.matchCauseEffect(app as HttpApp.Default<E, Exclude<R, Session>>, {
+              onSuccess: (response) => Effect.as(restore, response),
+              onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
+            })
+          )
         )
       }),
     session: Effect.tap(session, (state) => HttpApp.appendPreResponseHandler(state.onResponse))
