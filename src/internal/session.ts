@@ -11,6 +11,7 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -178,6 +179,10 @@ const hasUserKeys = (data: SessionData.SessionData): boolean => {
   }
   return false
 }
+
+/** `withNow(f)` runs `f` with the current time of the fiber's `Clock`, in one operation (`Clock.currentTimeMillis` takes three). */
+const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.withFiberRuntime((fiber) => f(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()))
 
 const storeFailure = (e: StoreError.StoreError): SessionError => sessionError("Store", e)
 
@@ -497,7 +502,11 @@ export class RequestSession implements SessionService {
   // ---------------------------------------------------------------------------
 
   private get commit(): Effect.Effect<void, StoreError.StoreError> {
-    return Mutex.withLockOf(() => this.mutex ?? (this.mutex = new Mutex()), () => this.commitUnsafe())
+    return Mutex.withLockOf(() => this.commitMutex(), () => this.commitUnsafe())
+  }
+
+  private commitMutex(): Mutex {
+    return this.mutex ?? (this.mutex = new Mutex())
   }
 
   private snapshot(): Snapshot {
@@ -622,7 +631,7 @@ export class RequestSession implements SessionService {
         }
       })
     }
-    return knownNow === undefined ? Effect.flatMap(Clock.currentTimeMillis, at) : at(knownNow)
+    return knownNow === undefined ? withNow(at) : at(knownNow)
   }
 
   private commitUnsafe(): Effect.Effect<void, StoreError.StoreError> {
@@ -659,10 +668,7 @@ export class RequestSession implements SessionService {
     return this.commitNow
   }
 
-  private readonly commitNow: Effect.Effect<void, StoreError.StoreError> = Effect.flatMap(
-    Clock.currentTimeMillis,
-    (now) => this.commitAt(now)
-  )
+  private readonly commitNow: Effect.Effect<void, StoreError.StoreError> = withNow((now) => this.commitAt(now))
 
   private commitAt(now: number): Effect.Effect<void, StoreError.StoreError> {
     const store = this.config.store
@@ -829,7 +835,26 @@ export class RequestSession implements SessionService {
       return Effect.succeed(response)
     }
     this.finished = true
-    return Effect.matchCauseEffect(this.commit, {
+    if (this.phase === "loaded" && !this.flushed && !this.isDirty()) {
+      // Read-only: usually nothing to write, decided without taking the lock.
+      return withNow((now) => {
+        if (this.mutex?.locked || this.phase !== "loaded" || this.flushed || this.isDirty()) {
+          return this.respondAfter(this.commit, response)
+        }
+        const work = this.commitAt(now)
+        if (work === Effect.void) return Effect.succeed(this.applyCookie(response))
+        // A refresh to write: built and locked in the same step, as if the lock had been taken first.
+        return this.respondAfter(Mutex.withLockOf(() => this.commitMutex(), () => work), response)
+      })
+    }
+    return this.respondAfter(this.commit, response)
+  }
+
+  private respondAfter(
+    commit: Effect.Effect<void, StoreError.StoreError>,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.matchCauseEffect(commit, {
       onSuccess: () => Effect.succeed(this.applyCookie(response)),
       onFailure: (cause) => {
         this.failed = true
