@@ -257,7 +257,8 @@ export class RequestSession implements SessionService {
     return value
   }
 
-  private readonly load: Effect.Effect<void, StoreError.StoreError> = Effect.suspend(() => {
+  /** `load` loads the session once (shared by concurrent fibers); call it when the effect runs, not before. */
+  private load(): Effect.Effect<void, StoreError.StoreError> {
     if (this.phase === "loaded") return Effect.void
     const inflight = this.inflight
     if (this.phase === "loading" && inflight !== undefined) {
@@ -296,18 +297,20 @@ export class RequestSession implements SessionService {
         return exit
       }
     }))
-  })
+  }
 
-  private readonly loaded: Effect.Effect<void, SessionError> = Effect.mapError(this.load, storeFailure)
+  private loaded(): Effect.Effect<void, SessionError> {
+    return Effect.mapError(this.load(), storeFailure)
+  }
 
   /** `whenLoaded(f)` runs `f` once the session is loaded, without any detour when it already is. */
   private whenLoaded<A>(f: () => Effect.Effect<A, SessionError>): Effect.Effect<A, SessionError> {
-    return Effect.suspend(() => (this.phase === "loaded" ? f() : Effect.flatMap(this.loaded, f)))
+    return Effect.suspend(() => (this.phase === "loaded" ? f() : Effect.flatMap(this.loaded(), f)))
   }
 
   /** `syncLoaded(f)` is `whenLoaded` for a synchronous `f`. */
   private syncLoaded<A>(f: () => A): Effect.Effect<A, SessionError> {
-    return Effect.suspend(() => (this.phase === "loaded" ? Effect.succeed(f()) : Effect.map(this.loaded, f)))
+    return Effect.suspend(() => (this.phase === "loaded" ? Effect.succeed(f()) : Effect.map(this.loaded(), f)))
   }
 
   // ---------------------------------------------------------------------------
@@ -355,8 +358,33 @@ export class RequestSession implements SessionService {
     return this.syncLoaded(() => (this.record === undefined ? Option.none() : Option.some(this.record.id)))
   }
 
-  get: SessionService["get"] = ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
-    this.whenLoaded(() => {
+  // The service's functions are made on first use (a request touches one or two of them), bound so
+  // that they can be passed around like the fields of any service.
+  private boundGet: SessionService["get"] | undefined = undefined
+  private boundInsert: SessionService["insert"] | undefined = undefined
+  private boundRemove: SessionService["remove"] | undefined = undefined
+  private boundSetExpiry: SessionService["setExpiry"] | undefined = undefined
+
+  get get(): SessionService["get"] {
+    return this.boundGet ??= ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
+      this.getValue(key, schema)) as SessionService["get"]
+  }
+
+  get insert(): SessionService["insert"] {
+    return this.boundInsert ??= ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) =>
+      this.insertValue(key, value, schema)) as SessionService["insert"]
+  }
+
+  get remove(): SessionService["remove"] {
+    return this.boundRemove ??= (key: string) => this.removeKey(key)
+  }
+
+  get setExpiry(): SessionService["setExpiry"] {
+    return this.boundSetExpiry ??= (expiry: Expiry.Expiry) => this.setExpiryTo(expiry)
+  }
+
+  private getValue(key: string, schema: Schema.Schema<unknown, unknown, never> | undefined): Effect.Effect<Option.Option<unknown>, SessionError> {
+    return this.whenLoaded(() => {
       if (key === META_KEY) return Effect.succeed(Option.none())
       const value = this.lookup(key)
       if (value === undefined) return Effect.succeed(Option.none())
@@ -368,7 +396,8 @@ export class RequestSession implements SessionService {
         onFailure: () => sessionError("Decode", schemaIssue(key, "decode")),
         onSuccess: Option.some
       })
-    })) as SessionService["get"]
+    })
+  }
 
   get keys(): Effect.Effect<ReadonlyArray<string>, SessionError> {
     return this.syncLoaded(() => this.currentKeys())
@@ -419,7 +448,7 @@ export class RequestSession implements SessionService {
   // writing
   // ---------------------------------------------------------------------------
 
-  insert: SessionService["insert"] = ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) => {
+  private insertValue(key: string, value: unknown, schema: Schema.Schema<unknown, unknown, never> | undefined): Effect.Effect<void, SessionError> {
     if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
     return Effect.suspend(() => {
       if (schema === undefined) return this.setValue(key, value)
@@ -431,7 +460,7 @@ export class RequestSession implements SessionService {
         (json) => this.setValue(key, json)
       )
     })
-  }) as SessionService["insert"]
+  }
 
   /** `setValue` checks an encoded value against the session data rules and records it, once loaded. */
   private setValue(key: string, json: unknown): Effect.Effect<void, SessionError> {
@@ -442,12 +471,12 @@ export class RequestSession implements SessionService {
       this.changes.set(key, change)
       return Effect.void
     }
-    return Effect.map(this.loaded, () => {
+    return Effect.map(this.loaded(), () => {
       this.changes.set(key, change)
     })
   }
 
-  remove = (key: string): Effect.Effect<void, SessionError> => {
+  private removeKey(key: string): Effect.Effect<void, SessionError> {
     if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
     return this.syncLoaded(() => {
       this.changes.set(key, REMOVE)
@@ -488,10 +517,11 @@ export class RequestSession implements SessionService {
     })
   }
 
-  setExpiry = (expiry: Expiry.Expiry): Effect.Effect<void, SessionError> =>
-    this.syncLoaded(() => {
+  private setExpiryTo(expiry: Expiry.Expiry): Effect.Effect<void, SessionError> {
+    return this.syncLoaded(() => {
       this.expiryChange = expiry
     })
+  }
 
   get save(): Effect.Effect<void, SessionError> {
     return Effect.mapError(this.commit, (e) => sessionError(e.reason === "Encode" ? "Encode" : "Store", e))
@@ -661,14 +691,16 @@ export class RequestSession implements SessionService {
       if (this.config.signer === undefined || this.rawCookie === undefined) return Effect.void
       this.resolveToken()
       if (!this.reissue) return Effect.void
-      return Effect.flatMap(this.load, () => this.commitNow)
+      return Effect.flatMap(this.load(), () => this.commitNow())
     }
     // a fiber of the handler may still be loading
-    if (this.phase === "loading") return Effect.flatMap(this.load, () => this.commitNow)
-    return this.commitNow
+    if (this.phase === "loading") return Effect.flatMap(this.load(), () => this.commitNow())
+    return this.commitNow()
   }
 
-  private readonly commitNow: Effect.Effect<void, StoreError.StoreError> = withNow((now) => this.commitAt(now))
+  private commitNow(): Effect.Effect<void, StoreError.StoreError> {
+    return withNow((now) => this.commitAt(now))
+  }
 
   private commitAt(now: number): Effect.Effect<void, StoreError.StoreError> {
     const store = this.config.store
