@@ -115,6 +115,42 @@ describe("SessionMiddleware", () => {
       )
     ))
 
+  it.live("the handler's own cookies, set as cookies or as a Set-Cookie header, arrive beside the session cookie", () =>
+    Effect.gen(function*() {
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/with-cookie",
+          Effect.map(count, (response) => HttpServerResponse.unsafeSetCookie(response, "theme", "dark", { path: "/" }))
+        ),
+        HttpRouter.get(
+          "/with-header",
+          Effect.map(count, (response) => HttpServerResponse.setHeader(response, "set-cookie", "lang=en; Path=/"))
+        ),
+        HttpRouter.use(SessionMiddleware.middleware)
+      )
+      const client = makeClient(yield* serve(app))
+      const first = yield* client.get("/with-cookie")
+      assert.strictEqual(first.body, "1")
+      assert.strictEqual(first.cookie("theme")?.value, "dark")
+      assert.strictEqual(first.cookie("__Host-session")?.attributes.samesite, "Lax")
+      const second = yield* client.get("/with-header")
+      assert.strictEqual(second.body, "2")
+      assert.strictEqual(second.cookie("lang")?.value, "en")
+      assert.strictEqual(second.cookie("__Host-session")?.value, first.cookie("__Host-session")?.value)
+      assert.deepStrictEqual(second.cookie("__Host-session")?.attributes, {
+        "max-age": "3600",
+        path: "/",
+        httponly: true,
+        secure: true,
+        samesite: "Lax"
+      })
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        SessionMiddleware.layer({ expiry: Expiry.OnInactivity("1 hour") }).pipe(Layer.provide(MemoryStore.layer()))
+      )
+    ))
+
   describe("signed cookies", () => {
     const keyNew = CookieSigner.unsafeGenerateKey()
     const keyOld = CookieSigner.unsafeGenerateKey()

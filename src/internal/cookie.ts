@@ -22,6 +22,8 @@ export interface CookieOptions {
 /** The resolved cookie: its name and the attributes every cookie we send carries (no `Max-Age`). */
 export interface ResolvedCookie {
   readonly name: string
+  /** The attributes as they follow `Max-Age` in a `Set-Cookie` header, in `@effect/platform`'s order. */
+  readonly suffix: string
   readonly attributes: {
     readonly path: string
     readonly domain?: string | undefined
@@ -84,8 +86,12 @@ export const resolve = (options: CookieOptions | undefined): Either.Either<Resol
   if (partitioned && !secure) {
     return Either.left(`session cookie ${name}: partitioned requires secure: true (browsers drop it otherwise)`)
   }
+  const suffix = (domain !== undefined ? `; Domain=${domain}` : "") + `; Path=${path}` + (httpOnly ? "; HttpOnly" : "") +
+    (secure ? "; Secure" : "") + (partitioned ? "; Partitioned" : "") +
+    (sameSite === "lax" ? "; SameSite=Lax" : sameSite === "strict" ? "; SameSite=Strict" : "; SameSite=None")
   return Either.right({
     name,
+    suffix,
     attributes: {
       path,
       ...(domain !== undefined ? { domain } : {}),
@@ -100,6 +106,10 @@ export const resolve = (options: CookieOptions | undefined): Either.Either<Resol
 /**
  * `set` adds the session cookie with `value` to the response, with `Max-Age` when `maxAgeSeconds` is given
  * (a browser-session cookie otherwise). Never `Expires`.
+ *
+ * When the response has no `Set-Cookie` header yet, the cookie is written there as a ready string (the
+ * servers of `@effect/platform` send it beside any cookies the handler set), which skips building and
+ * serialising a `Cookies` value per response; otherwise it goes through `Cookies` as usual.
  */
 export const set = (
   response: HttpServerResponse.HttpServerResponse,
@@ -107,12 +117,16 @@ export const set = (
   value: string,
   maxAgeSeconds: number | undefined
 ): HttpServerResponse.HttpServerResponse => {
+  const maxAge = maxAgeSeconds === undefined ? undefined : Math.max(0, Math.floor(maxAgeSeconds))
+  if (response.headers["set-cookie"] === undefined) {
+    const header = `${cookie.name}=${encodeURIComponent(value)}` + (maxAge === undefined ? "" : `; Max-Age=${maxAge}`) +
+      cookie.suffix
+    return HttpServerResponse.setHeader(response, "set-cookie", header)
+  }
   const made = Cookies.makeCookie(
     cookie.name,
     value,
-    maxAgeSeconds === undefined
-      ? cookie.attributes
-      : { ...cookie.attributes, maxAge: Duration.seconds(Math.max(0, Math.floor(maxAgeSeconds))) }
+    maxAge === undefined ? cookie.attributes : { ...cookie.attributes, maxAge: Duration.seconds(maxAge) }
   )
   // The name and attributes were checked when the middleware was built and values are base64url:
   // `makeCookie` cannot refuse them.
