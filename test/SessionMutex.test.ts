@@ -3,7 +3,7 @@
  * interruption while queued or right after the lock was handed over.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber } from "effect"
 import { Mutex } from "../src/internal/mutex.js"
 
 /** A holder blocked on `gate`, then two waiters queued behind it: `doomed` and `next`, each logging its name. */
@@ -54,6 +54,16 @@ describe("Mutex", () => {
       assert.isTrue(Exit.isFailure(died))
       assert.isFalse(mutex.locked)
       assert.strictEqual(yield* mutex.withLock(Effect.succeed(1)), 1)
+    }))
+
+  it.effect("a body that throws while being built dies and leaves the lock free", () =>
+    Effect.gen(function*() {
+      const mutex = new Mutex()
+      const exit = yield* Effect.exit(Mutex.withLockOf(() => mutex, (): Effect.Effect<void> => {
+        throw new Error("boom")
+      }))
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      assert.isFalse(mutex.locked)
     }))
 
   it.effect("a waiter interrupted while queued leaves the queue; the next one still gets the lock", () =>

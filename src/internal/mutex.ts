@@ -50,7 +50,15 @@ export class Mutex {
       if (!m.held) {
         // Uncontended: take it and build the body now; one match frame releases it however the body ends.
         m.held = true
-        return Effect.matchCauseEffect(restore(body(false)), {
+        let effect: Effect.Effect<A, E, R>
+        try {
+          effect = body(false)
+        } catch (defect) {
+          // a body that throws while being built must not keep the lock
+          m.unlock()
+          return Effect.die(defect)
+        }
+        return Effect.matchCauseEffect(restore(effect), {
           onSuccess: (a) => {
             m.unlock()
             return Effect.succeed(a)

@@ -873,7 +873,12 @@ export class RequestSession implements SessionService {
         if (this.mutex?.locked || this.phase !== "loaded" || this.flushed || this.isDirty()) {
           return this.respondAfter(this.commit, response)
         }
-        const work = this.commitAt(now)
+        let work: Effect.Effect<void, StoreError.StoreError>
+        try {
+          work = this.commitAt(now)
+        } catch (defect) {
+          return this.respondAfter(Effect.die(defect), response)
+        }
         if (work === Effect.void) return Effect.succeed(this.applyCookie(response))
         // A refresh to write: built and locked in the same step, as if the lock had been taken first.
         return this.respondAfter(Mutex.withLockOf(() => this.commitMutex(), () => work), response)
