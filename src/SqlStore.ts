@@ -40,7 +40,6 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Dialect from "./internal/sqlDialect.js"
-import { withoutIdleTracing } from "./internal/tracing.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -282,17 +281,9 @@ const makeBackend = (
     }
   }
 
-  // Without an app tracer, `@effect/sql`'s `sql.execute` span around each statement is a no-op span.
   return {
-    backend: {
-      name: "SqlStore",
-      system,
-      create: (record, json, now) => withoutIdleTracing(create(record, json, now)),
-      save: (record, json, now) => withoutIdleTracing(save(record, json, now)),
-      load: (id, now) => withoutIdleTracing(load(id, now)),
-      delete: (id) => withoutIdleTracing(remove(id))
-    },
-    batch: (limit, now) => withoutIdleTracing(batch(limit, now))
+    backend: { name: "SqlStore", system, create, save, load, delete: remove },
+    batch
   }
 }
 

@@ -5,11 +5,10 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as Statement from "@effect/sql/Statement"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Cause, Clock, Context, Effect, Either, Exit, Layer, Option, type Scope, String as Str, Tracer } from "effect"
+import { Cause, Clock, Effect, Either, Exit, Layer, Option, type Scope, String as Str, Tracer } from "effect"
 import { SessionData, SessionId, type SessionRecord, SessionToken, type StoreError } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
 import { randomBytes } from "node:crypto"
@@ -462,37 +461,6 @@ export const sqlStoreSuite = (target: Target): void => {
             assert.notInclude(text, secret, `${span.name} ${key}`)
           }
         }
-      }).pipe(Effect.scoped))
-
-    it.live("statements get no-op spans under Effect's built-in tracer, real ones under an app's tracer", () =>
-      Effect.gen(function*() {
-        const table = uniqueTable("quiet")
-        const client = yield* clientWithTable(target, table)
-        const { store } = yield* storeOn(client, table)
-        const now = yield* Clock.currentTimeMillis
-        // `@effect/sql` hands each statement's span to the transformer: record whether it is a no-op span.
-        const noop: Array<boolean> = []
-        const observe = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-          Statement.withTransformer(self, (statement, _sql, _refs, span) => {
-            noop.push(Context.get(span.context, Tracer.DisablePropagation))
-            return Effect.succeed(statement)
-          })
-        const ops = (id: SessionId.SessionId) =>
-          Effect.gen(function*() {
-            const created = yield* store.create(record(id, now))
-            yield* store.load(id)
-            yield* store.save(created)
-            yield* Effect.exit(store.save(created)) // Conflict: two statements
-            yield* store.delete(id)
-          })
-        yield* observe(ops(freshId()))
-        assert.isAtLeast(noop.length, 5)
-        assert.isTrue(noop.every((x) => x), "built-in tracer: every statement span is a no-op")
-        noop.length = 0
-        const [, spans] = yield* recordingSpans(observe(ops(freshId())))
-        assert.isAtLeast(noop.length, 5)
-        assert.isTrue(noop.every((x) => !x), "app tracer: every statement span is real")
-        assert.strictEqual(spans.filter((s) => s.name === "sql.execute").length, noop.length)
       }).pipe(Effect.scoped))
 
     it.live("a driver failure is Unavailable, redacted to the driver error's name and code", () =>
