@@ -34,12 +34,12 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Dialect from "./internal/sqlDialect.js"
+import { TaggedError } from "./internal/taggedError.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -83,10 +83,10 @@ export interface Service {
  *
  * @since 0.1.0
  */
-export class SqlStoreError extends Data.TaggedError("SqlStoreError")<{
+export class SqlStoreError extends TaggedError("SqlStoreError")<{
   readonly reason: "InvalidOption" | "UnsupportedDialect"
   readonly message: string
-}> {}
+}>() {}
 
 interface Resolved {
   readonly names: Dialect.Names

@@ -3,7 +3,7 @@
  * or a SQLite file, unique table names per run (dropped afterwards), a shifted Clock, and a span recorder.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
@@ -77,10 +77,16 @@ export const sqlite = (filename: string, label = "SQLite"): Target => ({
   transformingClient: Effect.provide(SqliteClient.make({ filename, ...transforms }), Reactivity.layer)
 })
 
-/** A fresh temporary directory's SQLite file path; the directory is removed when the process exits. */
+const tempDirs: Array<string> = []
+// vitest ends its workers without an "exit" event: remove the directories after each test file
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh temporary directory's SQLite file path; the directory is removed after the test file. */
 export const tempSqliteFile = (): string => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-sessions-sql-"))
-  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }))
+  tempDirs.push(dir)
   return path.join(dir, "sessions.db")
 }
 
