@@ -13,8 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
 import * as RedisStore from "../src/RedisStore.js"
-import { runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
-import type { StoreRow } from "./lib/results.js"
+import { ratioOver, runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { services, uniqueName, unlinkPrefix } from "./lib/services.js"
 import {
   expiresAt,
@@ -99,11 +98,7 @@ export const storeRedisWorkloads: ReadonlyArray<Workload> = [
 ]
 
 /** `RedisStore` mixed ops/s over raw ioredis mixed ops/s, from the rows of one run. */
-export const redisRatio = (rows: ReadonlyArray<StoreRow>): number | undefined => {
-  const ours = rows.find((r) => r.name === "RedisStore")
-  const raw = rows.find((r) => r.kind === "raw" && r.backend === "redis")
-  return ours !== undefined && raw !== undefined ? ours.opsPerSec / raw.opsPerSec : undefined
-}
+export const redisRatio = ratioOver("RedisStore", "redis")
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await runStandalone(storeRedisWorkloads, redisRatio, "RedisStore / raw ioredis", 0.75)

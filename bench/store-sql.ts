@@ -18,8 +18,7 @@ import * as Layer from "effect/Layer"
 import pg from "pg"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import * as SqlStore from "../src/SqlStore.js"
-import type { StoreRow } from "./lib/results.js"
-import { runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
+import { ratioOver, runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { PG_POOL_SIZE, pgClientLayer, services, uniqueName } from "./lib/services.js"
 import {
   expiresAt,
@@ -113,11 +112,7 @@ export const storeSqlWorkloads: ReadonlyArray<Workload> = [
 ]
 
 /** `SqlStore` mixed ops/s over raw pg mixed ops/s, from the rows of one run. */
-export const sqlRatio = (rows: ReadonlyArray<StoreRow>): number | undefined => {
-  const ours = rows.find((r) => r.name === "SqlStore (Postgres)")
-  const raw = rows.find((r) => r.kind === "raw" && r.backend === "postgres")
-  return ours !== undefined && raw !== undefined ? ours.opsPerSec / raw.opsPerSec : undefined
-}
+export const sqlRatio = ratioOver("SqlStore (Postgres)", "postgres")
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await runStandalone(storeSqlWorkloads, sqlRatio, "SqlStore / raw pg", 0.85)

@@ -102,3 +102,10 @@ export const runStandalone = async (
   const sorted = [...ratios].sort((x, y) => x - y)
   if (sorted.length > 0) console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
 }
+
+/** The mixed ops/s of the row named `ours` over the raw row of `backend`, from the rows of one run. */
+export const ratioOver = (ours: string, backend: string) => (rows: ReadonlyArray<StoreRow>): number | undefined => {
+  const mine = rows.find((r) => r.name === ours)
+  const raw = rows.find((r) => r.kind === "raw" && r.backend === backend)
+  return mine !== undefined && raw !== undefined ? mine.opsPerSec / raw.opsPerSec : undefined
+}

@@ -8,16 +8,9 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 
-/** Cookie options of the session middleware (all optional; see `SessionMiddleware.CookieOptions`). */
-export interface CookieOptions {
-  readonly name?: string | undefined
-  readonly path?: string | undefined
-  readonly domain?: string | undefined
-  readonly secure?: boolean | undefined
-  readonly httpOnly?: boolean | undefined
-  readonly sameSite?: "lax" | "strict" | "none" | undefined
-  readonly partitioned?: boolean | undefined
-}
+/** Cookie options of the session middleware (documented on `SessionMiddleware.CookieOptions`). */
+export type { CookieOptions } from "../SessionMiddleware.js"
+import type { CookieOptions } from "../SessionMiddleware.js"
 
 /** The resolved cookie: its name and the attributes every cookie we send carries (no `Max-Age`). */
 export interface ResolvedCookie {
