@@ -136,13 +136,7 @@ export const make = (options?: Options): Effect.Effect<Service> =>
     const backend = makeEntryBackend("LruStore", {
       get: (id, now) => {
         current = now
-        const entry = cache.get(id)
-        if (entry === undefined) return undefined
-        if (entry.expiresAt <= now) {
-          cache.delete(id)
-          return undefined
-        }
-        return entry
+        return cache.get(id)
       },
       put: (id, entry, now) => {
         current = now

@@ -108,15 +108,7 @@ export const make = (options?: Options): Effect.Effect<Service, never, Scope.Sco
     }
 
     const backend = makeEntryBackend("MemoryStore", {
-      get: (id, now) => {
-        const entry = entries.get(id)
-        if (entry === undefined) return undefined
-        if (entry.expiresAt <= now) {
-          entries.delete(id)
-          return undefined
-        }
-        return entry
-      },
+      get: (id) => entries.get(id),
       put: (id, entry, now) => {
         // Only a create adds an entry: let it examine a few others on the way.
         if (!entries.has(id)) step(now)

@@ -32,7 +32,7 @@ export interface JsonEntry {
  * @since 0.1.0
  */
 export interface EntryTable {
-  /** The live entry under `id` at `now`, or `undefined` when there is none or it has expired. */
+  /** The entry under `id`, expired or not, or `undefined`. */
   readonly get: (id: string, now: number) => JsonEntry | undefined
   /** Stores `entry` under `id`, replacing what is there. */
   readonly put: (id: string, entry: JsonEntry, now: number) => void
@@ -45,34 +45,43 @@ export interface EntryTable {
  *
  * @since 0.1.0
  */
-export const makeEntryBackend = (name: string, table: EntryTable): SessionStore.Backend => ({
-  name,
-  create: (record, json, now) =>
-    Effect.suspend(() => {
-      if (table.get(record.id, now) !== undefined) return Effect.fail(StoreError.make("Collision", "create"))
-      table.put(record.id, { json, expiresAt: record.expiresAt, version: record.version }, now)
-      return Effect.succeed(record)
-    }),
-  save: (record, json, now) =>
-    Effect.suspend(() => {
-      const entry = table.get(record.id, now)
-      if (entry === undefined) return Effect.fail(StoreError.make("Gone", "save"))
-      if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
-      const version = entry.version + 1
-      table.put(record.id, { json, expiresAt: record.expiresAt, version }, now)
-      return Effect.succeed<SessionRecord.SessionRecord>({ id: record.id, data: record.data, expiresAt: record.expiresAt, version })
-    }),
-  load: (id, now) =>
-    Effect.suspend(() => {
-      const entry = table.get(id, now)
-      if (entry === undefined) return Effect.succeed(Option.none())
-      const data = SessionData.decode(entry.json)
-      return Either.isRight(data)
-        ? Effect.succeed(Option.some({ id, data: data.right, expiresAt: entry.expiresAt, version: entry.version }))
-        : Effect.fail(StoreError.rule("Decode", "load", data.left))
-    }),
-  delete: (id, now) =>
-    Effect.sync(() => {
-      table.remove(id, now)
-    })
-})
+export const makeEntryBackend = (name: string, table: EntryTable): SessionStore.Backend => {
+  /** The live entry under `id` at `now`; an expired one is removed on the way. */
+  const live = (id: string, now: number): JsonEntry | undefined => {
+    const entry = table.get(id, now)
+    if (entry === undefined || entry.expiresAt > now) return entry
+    table.remove(id, now)
+    return undefined
+  }
+  return {
+    name,
+    create: (record, json, now) =>
+      Effect.suspend(() => {
+        if (live(record.id, now) !== undefined) return Effect.fail(StoreError.make("Collision", "create"))
+        table.put(record.id, { json, expiresAt: record.expiresAt, version: record.version }, now)
+        return Effect.succeed(record)
+      }),
+    save: (record, json, now) =>
+      Effect.suspend(() => {
+        const entry = live(record.id, now)
+        if (entry === undefined) return Effect.fail(StoreError.make("Gone", "save"))
+        if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
+        const version = entry.version + 1
+        table.put(record.id, { json, expiresAt: record.expiresAt, version }, now)
+        return Effect.succeed<SessionRecord.SessionRecord>({ id: record.id, data: record.data, expiresAt: record.expiresAt, version })
+      }),
+    load: (id, now) =>
+      Effect.suspend(() => {
+        const entry = live(id, now)
+        if (entry === undefined) return Effect.succeed(Option.none())
+        const data = SessionData.decode(entry.json)
+        return Either.isRight(data)
+          ? Effect.succeed(Option.some({ id, data: data.right, expiresAt: entry.expiresAt, version: entry.version }))
+          : Effect.fail(StoreError.rule("Decode", "load", data.left))
+      }),
+    delete: (id, now) =>
+      Effect.sync(() => {
+        table.remove(id, now)
+      })
+  }
+}

@@ -500,14 +500,7 @@ export class RequestSession implements SessionService {
       this.epoch++
       this.phase = "loaded"
       this.inflight = undefined
-      this.record = undefined
-      this.token = undefined
-      this.changes.clear()
-      this.cleared = false
-      this.clearGen++
-      this.expiryChange = undefined
-      this.cycled = false
-      this.reissue = false
+      this.forget()
     })
   }
 
@@ -611,8 +604,8 @@ export class RequestSession implements SessionService {
     return problem === undefined ? attempt(0) : Effect.fail(problem)
   }
 
-  /** `ended` forgets the session after it ended elsewhere (`Gone`) and plans a removal cookie. */
-  private ended(): void {
+  /** `forget` drops the record, the token and this request's change set. */
+  private forget(): void {
     this.record = undefined
     this.token = undefined
     this.changes.clear()
@@ -621,6 +614,11 @@ export class RequestSession implements SessionService {
     this.expiryChange = undefined
     this.cycled = false
     this.reissue = false
+  }
+
+  /** `ended` forgets the session after it ended elsewhere (`Gone`) and plans a removal cookie. */
+  private ended(): void {
+    this.forget()
     this.cookie = REMOVE_COOKIE
   }
 
