@@ -15,6 +15,7 @@ import { assert } from "@effect/vitest"
 import { Clock, Effect, Either, type Layer } from "effect"
 import { SessionData, SessionId, type SessionRecord, SessionStore, SessionToken, type StoreError } from "effect-sessions"
 import { Cluster, Redis } from "ioredis"
+import { shiftClock } from "./services.js"
 
 const running = new Set<ChildProcess>()
 process.once("exit", () => {
@@ -195,19 +196,7 @@ export const countPrefix = async (client: Redis | Cluster, prefix: string): Prom
 }
 
 /** A live `Clock` running `shiftMs` ahead of the real one. */
-export const shiftedClock = (shiftMs: number): Clock.Clock => {
-  const base = Clock.make()
-  const millis = () => base.unsafeCurrentTimeMillis() + shiftMs
-  const nanos = () => base.unsafeCurrentTimeNanos() + BigInt(shiftMs) * 1_000_000n
-  return {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: millis,
-    currentTimeMillis: Effect.sync(millis),
-    unsafeCurrentTimeNanos: nanos,
-    currentTimeNanos: Effect.sync(nanos),
-    sleep: (duration) => base.sleep(duration)
-  }
-}
+export const shiftedClock = (shiftMs: number): Clock.Clock => shiftClock(Clock.make(), shiftMs)
 
 /** A fresh version-1 record with the given data, expiring `ttlMs` after the real clock's now. */
 export const freshRecord = (

@@ -6,6 +6,7 @@
  */
 import { describe, it } from "@effect/vitest"
 import * as net from "node:net"
+import { Clock, Effect } from "effect"
 
 export const env = {
   pgHost: process.env.PGHOST ?? "127.0.0.1",
@@ -71,3 +72,17 @@ export const describeService = async (
   body: () => void
 ): Promise<void> =>
   describeRequirement(name, await probeTcp(host, port), `server at ${host}:${port} is unreachable`, body)
+
+/** `shiftClock(base, ms)` is `base` moved `ms` ahead (behind, for a negative `ms`); it sleeps on `base`. */
+export const shiftClock = (base: Clock.Clock, ms: number): Clock.Clock => {
+  const millis = () => base.unsafeCurrentTimeMillis() + ms
+  const nanos = () => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n
+  return {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: millis,
+    currentTimeMillis: Effect.sync(millis),
+    unsafeCurrentTimeNanos: nanos,
+    currentTimeNanos: Effect.sync(nanos),
+    sleep: (duration) => base.sleep(duration)
+  }
+}

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { env } from "./services.js"
+import { env, shiftClock } from "./services.js"
 
 export type Dialect = "pg" | "mysql" | "sqlite"
 
@@ -123,17 +123,7 @@ export const storeLayer = (target: Target, table: string, options?: SqlStore.Opt
 
 /** Runs `self` under a `Clock` `ms` ahead of the current one. */
 export const shifted = (ms: number) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.clock, (base) => {
-    const clock: Clock.Clock = {
-      [Clock.ClockTypeId]: Clock.ClockTypeId,
-      unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + ms,
-      currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + ms),
-      unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n,
-      currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n),
-      sleep: (d) => base.sleep(d)
-    }
-    return Effect.withClock(self, clock)
-  })
+  Effect.flatMap(Effect.clock, (base) => Effect.withClock(self, shiftClock(base, ms)))
 
 export interface RecordedSpan {
   readonly name: string
