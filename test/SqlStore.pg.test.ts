@@ -4,5 +4,11 @@ import { postgres, sqlStoreSuite, storeLayer, uniqueTable } from "./support/sql.
 
 await describeService("SqlStore (PostgreSQL)", postgres.server!.host, postgres.server!.port, () => {
   runContractSuite("contract: SqlStore on PostgreSQL", storeLayer(postgres, uniqueTable("contract")), { live: true })
+  // the client's statement path, which the store otherwise takes only inside the app's transactions
+  runContractSuite(
+    "contract: SqlStore on PostgreSQL, reservedConnections: 0",
+    storeLayer(postgres, uniqueTable("contract0"), { reservedConnections: 0 }),
+    { live: true }
+  )
   sqlStoreSuite(postgres)
 })

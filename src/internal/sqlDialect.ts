@@ -241,3 +241,24 @@ export const affectedRows = (raw: unknown): number | undefined => {
   }
   return undefined
 }
+
+/**
+ * `isStatementError` is true for an error the server reported about the statement itself (a constraint, a
+ * missing table, a deadlock), after which the connection is fine; anything else (a lost connection, a server
+ * shutting down, a driver error with no SQL state) means the connection may be broken.
+ *
+ * @internal
+ */
+export const isStatementError = (cause: unknown): boolean => {
+  if (typeof cause !== "object" || cause === null) return false
+  const error = cause as { readonly severity?: unknown; readonly sqlState?: unknown; readonly fatal?: unknown }
+  const code = driverCode(cause)
+  // pg: a server error has a severity and a SQLSTATE; class 08 (connection exception) and 57P (shutdown,
+  // crash, cannot connect now) concern the connection.
+  if (typeof error.severity === "string" && code !== undefined && /^[0-9A-Z]{5}$/.test(code)) {
+    return !code.startsWith("08") && !code.startsWith("57P")
+  }
+  // mysql2: a server error has a SQL state; `fatal` marks errors that closed the connection.
+  if (typeof error.sqlState === "string") return error.fatal !== true
+  return false
+}

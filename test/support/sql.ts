@@ -29,6 +29,8 @@ export interface Target {
   readonly client: Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope>
   /** The same, renaming result columns snake_case -> camelCase and query names back, as many apps configure it. */
   readonly transformingClient: Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope>
+  /** A new client whose pool has `maxConnections` connections (SQLite: the same as `client`). */
+  readonly clientWithPool: (maxConnections: number) => Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope>
 }
 
 const transforms = { transformResultNames: Str.snakeToCamel, transformQueryNames: Str.camelToSnake }
@@ -36,7 +38,7 @@ const transforms = { transformResultNames: Str.snakeToCamel, transformQueryNames
 /** Pools large enough for real parallelism in the concurrency tests. */
 const MAX_CONNECTIONS = 12
 
-const pgConfig: PgClient.PgClientConfig = {
+export const pgConfig: PgClient.PgClientConfig = {
   host: env.pgHost,
   port: env.pgPort,
   username: env.pgUser,
@@ -49,7 +51,8 @@ export const postgres: Target = {
   dialect: "pg",
   server: { host: env.pgHost, port: env.pgPort },
   client: Effect.provide(PgClient.make(pgConfig), Reactivity.layer),
-  transformingClient: Effect.provide(PgClient.make({ ...pgConfig, ...transforms }), Reactivity.layer)
+  transformingClient: Effect.provide(PgClient.make({ ...pgConfig, ...transforms }), Reactivity.layer),
+  clientWithPool: (maxConnections) => Effect.provide(PgClient.make({ ...pgConfig, maxConnections }), Reactivity.layer)
 }
 
 const mysqlConfig: MysqlClient.MysqlClientConfig = {
@@ -65,7 +68,8 @@ export const mariadb: Target = {
   dialect: "mysql",
   server: { host: env.mysqlHost, port: env.mysqlPort },
   client: Effect.provide(MysqlClient.make(mysqlConfig), Reactivity.layer),
-  transformingClient: Effect.provide(MysqlClient.make({ ...mysqlConfig, ...transforms }), Reactivity.layer)
+  transformingClient: Effect.provide(MysqlClient.make({ ...mysqlConfig, ...transforms }), Reactivity.layer),
+  clientWithPool: (maxConnections) => Effect.provide(MysqlClient.make({ ...mysqlConfig, maxConnections }), Reactivity.layer)
 }
 
 /** A SQLite target on `filename`: every client opens its own connection to it (WAL). */
@@ -74,7 +78,8 @@ export const sqlite = (filename: string, label = "SQLite"): Target => ({
   dialect: "sqlite",
   server: undefined,
   client: Effect.provide(SqliteClient.make({ filename }), Reactivity.layer),
-  transformingClient: Effect.provide(SqliteClient.make({ filename, ...transforms }), Reactivity.layer)
+  transformingClient: Effect.provide(SqliteClient.make({ filename, ...transforms }), Reactivity.layer),
+  clientWithPool: () => Effect.provide(SqliteClient.make({ filename }), Reactivity.layer)
 })
 
 const tempDirs: Array<string> = []
@@ -457,6 +462,35 @@ export const sqlStoreSuite = (target: Target): void => {
             assert.notInclude(text, secret, `${span.name} ${key}`)
           }
         }
+      }).pipe(Effect.scoped))
+
+    it.live("inside the app's transaction the store's writes commit and roll back with it", () =>
+      Effect.gen(function*() {
+        const table = uniqueTable("tx")
+        const client = yield* clientWithTable(target, table)
+        const { store } = yield* storeOn(client, table)
+        const now = yield* Clock.currentTimeMillis
+        const kept = freshId()
+        const undone = freshId()
+        yield* client.withTransaction(store.create(record(kept, now, [["k", 1]])))
+        const rolledBack = yield* Effect.exit(client.withTransaction(
+          Effect.zipRight(store.create(record(undone, now, [["k", 2]])), Effect.fail("app failure" as const))
+        ))
+        assert.isTrue(Exit.isFailure(rolledBack))
+        assert.isTrue(Option.isSome(yield* store.load(kept)))
+        assert.isTrue(Option.isNone(yield* store.load(undone)))
+        // the transaction sees its own uncommitted write through the store, and a save in it is undone too
+        const saved = yield* Effect.exit(client.withTransaction(Effect.gen(function*() {
+          const current = Option.getOrThrow(yield* store.load(kept))
+          yield* store.save({ ...current, data: SessionData.fromEntries([["k", 3]]) })
+          const seen = Option.getOrThrow(yield* store.load(kept))
+          assert.strictEqual(seen.data.k, 3)
+          return yield* Effect.fail("undo" as const)
+        })))
+        assert.isTrue(Exit.isFailure(saved))
+        const after = Option.getOrThrow(yield* store.load(kept))
+        assert.strictEqual(after.data.k, 1)
+        assert.strictEqual(after.version, 1)
       }).pipe(Effect.scoped))
 
     it.live("a driver failure is Unavailable, redacted to the driver error's name and code", () =>
