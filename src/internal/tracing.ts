@@ -9,6 +9,8 @@
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Tracer from "effect/Tracer"
 
@@ -30,3 +32,20 @@ export const withAppSpan = <A, E, R>(
   options: Tracer.SpanOptions
 ): Effect.Effect<A, E, R> =>
   Effect.flatMap(Effect.tracer, (tracer) => (tracer === builtInTracer ? self : Effect.withSpan(self, name, options)))
+
+/**
+ * `withClockAndSpan(body, name, options)` reads the fiber's `Clock` and tracer in one step: it runs
+ * `body(now)`, in a span only when the app has installed a tracer (and `spans` is on).
+ *
+ * @internal
+ */
+export const withClockAndSpan = <A, E, R>(
+  body: (now: number) => Effect.Effect<A, E, R>,
+  spans: boolean,
+  name: string,
+  options: Tracer.SpanOptions
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((fiber) => {
+    const self = body(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+    return spans && fiber.currentTracer !== builtInTracer ? Effect.withSpan(self, name, options) : self
+  })
