@@ -2,8 +2,9 @@
  * Store level, PostgreSQL: SqlStore next to the very same SQL statements sent through `pg` directly, on the
  * shared plan (10,000 sessions of ~300 B, 50,000 ops, 80% load / 20% save, 64 in flight), in the same run,
  * on the same server, each with a `pg` pool of PG_POOL_SIZE connections and its own table:
- * - SqlStore: `SqlStore.layer` over `PgClient` (defaults: spans on, data rules checked), 64 fibers in one
- *   Effect runtime, through `storeOps` + `runEffect`;
+ * - SqlStore: `SqlStore.layer` over `PgClient` (defaults: spans on, data rules checked, up to 10 reserved
+ *   connections), 64 fibers in one Effect runtime, through `storeOps` + `runEffect`;
+ * - for scale, SqlStore with `reservedConnections: 0`: every statement through `@effect/sql`'s statement path;
  * - raw pg: SqlStore's own statement texts (`load`: SELECT ... WHERE id = $1 AND expires_at > $2; `save`:
  *   the compare-and-set UPDATE ... RETURNING version) with `pool.query`, `JSON.stringify` for writes,
  *   64 Promise workers (`runPromise`);
@@ -92,11 +93,11 @@ export const effectTryPromise = (plan: Plan): Promise<Stats> =>
     }))
   })
 
-/** SqlStore with its defaults over `PgClient`, on its own table. */
-export const sqlStore = async (plan: Plan): Promise<Stats> => {
+/** SqlStore over `PgClient`, on its own table: with its defaults, or with the given options under `name`. */
+export const sqlStore = (name = "SqlStore (Postgres)", options?: SqlStore.Options) => async (plan: Plan): Promise<Stats> => {
   const table = uniqueName("bench_sql")
   try {
-    return await runStoreLayer("SqlStore (Postgres)", plan, SqlStore.layer({ table }).pipe(Layer.provide(pgClientLayer)))
+    return await runStoreLayer(name, plan, SqlStore.layer({ ...options, table }).pipe(Layer.provide(pgClientLayer)))
   } finally {
     const pool = newPool()
     await pool.query(`DROP TABLE IF EXISTS "${table}"`)
@@ -107,7 +108,13 @@ export const sqlStore = async (plan: Plan): Promise<Stats> => {
 /** The workloads of this file, in the order the runner runs them (each warms up on a smaller plan first). */
 export const storeSqlWorkloads: ReadonlyArray<Workload> = [
   workload("raw pg (same statements)", "raw", "postgres", rawPg),
-  workload("SqlStore (Postgres)", "ours", "postgres", sqlStore),
+  workload("SqlStore (Postgres)", "ours", "postgres", sqlStore()),
+  workload(
+    "SqlStore (Postgres, reservedConnections: 0)",
+    "ours",
+    "postgres",
+    sqlStore("SqlStore (Postgres, reservedConnections: 0)", { reservedConnections: 0 })
+  ),
   workload("Effect.tryPromise(raw pg)", "baseline", "postgres", effectTryPromise)
 ]
 
