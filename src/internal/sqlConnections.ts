@@ -58,6 +58,11 @@ interface Lane {
   outstanding: number
   used: number
   retired: boolean
+  /** What follows each statement on this connection, made once per connection rather than per statement. */
+  readonly after: {
+    readonly onFailure: (cause: Cause.Cause<SqlError>) => Effect.Effect<never, SqlError>
+    readonly onSuccess: (a: unknown) => Effect.Effect<unknown>
+  }
 }
 
 /**
@@ -86,6 +91,27 @@ export const make = (
     lanes.splice(lanes.indexOf(lane), 1)
   }
 
+  const makeLane = (connection: Connection, scope: Scope.CloseableScope): Lane => {
+    const lane: Lane = {
+      connection,
+      scope,
+      outstanding: 0,
+      used: 0,
+      retired: false,
+      after: {
+        onFailure: (cause) => {
+          const closing = settle(lane, Exit.failCause(cause))
+          return closing === Effect.void ? Effect.failCause(cause) : Effect.zipRight(closing, Effect.failCause(cause))
+        },
+        onSuccess: (a) => {
+          const closing = settle(lane, Exit.void)
+          return closing === Effect.void ? Effect.succeed(a) : Effect.as(closing, a)
+        }
+      }
+    }
+    return lane
+  }
+
   // A reservation runs in its own fiber: an operation never waits for one while another connection can take
   // its statement, so a reservation queued in a busy pool cannot hold up the store's work (nor, with idle
   // connections kept for it, deadlock). A connection that arrives when nothing needs it goes straight back.
@@ -99,7 +125,7 @@ export const make = (
       onSuccess: (connection) => {
         reserving--
         if (pending <= lanes.length) return Scope.close(scope, Exit.void)
-        lanes.push({ connection, scope, outstanding: 0, used: 0, retired: false })
+        lanes.push(makeLane(connection, scope))
         for (const wake of waiting.splice(0)) wake(Exit.void)
         return Effect.void
       }
@@ -112,17 +138,6 @@ export const make = (
 
   const awaitReservation = Effect.async<void, SqlError>((resume) => {
     waiting.push(resume)
-  })
-
-  // The connection with the fewest statements outstanding. While every connection is busy and fewer than `max`
-  // are held, one more is reserved in the background; with none held yet, the operation waits for it.
-  const pick: Effect.Effect<Lane, SqlError> = Effect.suspend(() => {
-    let best: Lane | undefined
-    for (const lane of lanes) if (best === undefined || lane.outstanding < best.outstanding) best = lane
-    if (best !== undefined && best.outstanding === 0) return Effect.succeed(best)
-    const more = lanes.length + reserving < max && reserving < pending - lanes.length
-    if (best !== undefined) return more ? Effect.as(reserve, best) : Effect.succeed(best)
-    return Effect.zipRight(more ? Effect.zipRight(reserve, awaitReservation) : awaitReservation, pick)
   })
 
   const keeps = (exit: Exit.Exit<unknown, SqlError>): boolean => {
@@ -150,34 +165,35 @@ export const make = (
     return Effect.forEach(spare, (l) => close(l, l === lane && failed ? exit : Exit.void), { discard: true })
   }
 
-  // `use` on the lane, then `settle`: one match frame; nothing to close (the usual case) adds no step.
+  // `use` on the lane, then `settle` in one match frame; nothing to close (the usual case) adds no step.
   const runOn = <A>(lane: Lane, use: (connection: Connection) => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
     lane.outstanding++
     lane.used++
-    return Effect.matchCauseEffect(use(lane.connection), {
-      onFailure: (cause) => {
-        const closing = settle(lane, Exit.failCause(cause))
-        return closing === Effect.void ? Effect.failCause(cause) : Effect.zipRight(closing, Effect.failCause(cause))
-      },
-      onSuccess: (a) => {
-        const closing = settle(lane, Exit.void)
-        return closing === Effect.void ? Effect.succeed(a) : Effect.as(closing, a)
-      }
-    })
+    return Effect.matchCauseEffect(use(lane.connection), lane.after) as Effect.Effect<A, SqlError>
+  }
+
+  // The connection with the fewest statements outstanding. While every connection is busy and fewer than `max`
+  // are held, one more is reserved in the background; with none held yet, the statement waits for it.
+  const attempt = <A>(use: (connection: Connection) => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
+    let best: Lane | undefined
+    for (const lane of lanes) if (best === undefined || lane.outstanding < best.outstanding) best = lane
+    const more = (best === undefined || best.outstanding > 0) && lanes.length + reserving < max &&
+      reserving < pending - lanes.length
+    if (best !== undefined) return more ? Effect.zipRight(reserve, runOn(best, use)) : runOn(best, use)
+    const retry = Effect.zipRight(
+      Effect.tapErrorCause(awaitReservation, () =>
+        Effect.sync(() => {
+          pending--
+        })),
+      Effect.suspend(() => attempt(use))
+    )
+    return more ? Effect.zipRight(reserve, retry) : retry
   }
 
   const run = <A>(use: (connection: Connection) => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
     Effect.uninterruptible(Effect.suspend(() => {
       pending++
-      // the usual case, a connection with nothing outstanding, without the `pick` effect
-      for (const lane of lanes) if (lane.outstanding === 0) return runOn(lane, use)
-      return Effect.matchCauseEffect(pick, {
-        onFailure: (cause) => {
-          pending--
-          return Effect.failCause(cause)
-        },
-        onSuccess: (lane) => runOn(lane, use)
-      })
+      return attempt(use)
     }))
 
   return { run, held: () => lanes.length + reserving }
