@@ -13,6 +13,9 @@
  * `save` is one compare-and-set `UPDATE`. Expiry is judged by the application's `Clock`, passed to every
  * statement, never by the database's clock.
  *
+ * On PostgreSQL and MySQL the statements run on connections the store reserves from the app's pool while it
+ * has operations in flight (`reservedConnections`); inside the app's transaction, on the transaction's.
+ *
  * @example
  * ```ts
  * import { PgClient } from "@effect/sql-pg"
