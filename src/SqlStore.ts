@@ -72,7 +72,7 @@ export interface Options {
   /**
    * PostgreSQL and MySQL/MariaDB: the most connections the store reserves from the app's pool (through
    * `SqlClient.reserve`) for its statements, which it sends on them directly instead of through the client's
-   * statement path (about half the CPU per statement). It holds a connection only while it has operations in
+   * statement path (about a third less CPU per operation). It holds a connection only while it has operations in
    * flight: never more connections than operations, none when idle. Each connection goes back to the pool
    * after 200 statements, so under sustained load the app's own statements still get connections in the
    * pool's order. Default 10 (the default pool size of `pg` and `mysql2`); `0` sends every statement through
