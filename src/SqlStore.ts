@@ -44,7 +44,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
-import { builtInTracer } from "./internal/tracing.js"
+import { spanIfTraced } from "./internal/tracing.js"
 import { TaggedError } from "./internal/taggedError.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
@@ -232,10 +232,9 @@ const makeBackend = (
     connections === undefined
       ? Effect.suspend(statement)
       : Effect.withFiberRuntime((fiber) => {
-        if (Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some") return statement()
-        const run = connections.run(use)
+        if (Option.isSome(Context.getOption(fiber.currentContext, SqlClient.TransactionConnection))) return statement()
         // the span `@effect/sql` makes on its statement path, when the app has a tracer
-        return fiber.currentTracer === builtInTracer ? run : Effect.withSpan(run, "sql.execute", {
+        return spanIfTraced(fiber, connections.run(use), "sql.execute", {
           kind: "client",
           attributes: { "db.system.name": system, "db.query.text": text },
           captureStackTrace: false

@@ -8,15 +8,13 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
-import { SessionData, SessionId, type SessionRecord, SessionToken } from "effect-sessions"
+import { SessionData, type SessionId, type SessionRecord } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
 import { randomBytes } from "node:crypto"
 import * as Connections from "../src/internal/sqlConnections.js"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import { describeService } from "./support/services.js"
-import { dropTable, mariadb, pgConfig, postgres, sqlite, type Target, uniqueTable, withClient } from "./support/sql.js"
-
-const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
+import { dropTable, freshId, mariadb, pgConfig, postgres, sqlite, type Target, uniqueTable, withClient } from "./support/sql.js"
 
 const record = (id: SessionId.SessionId, now: number, n: number): SessionRecord.SessionRecord => ({
   id,

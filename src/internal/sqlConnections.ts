@@ -83,8 +83,6 @@ export const make = (
   // Operations that found no connection while every one was still being reserved.
   const waiting: Array<(exit: Exit.Exit<void, SqlError>) => void> = []
 
-  const close = (lane: Lane, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => Scope.close(lane.scope, exit)
-
   const retire = (lane: Lane): void => {
     if (lane.retired) return
     lane.retired = true
@@ -162,7 +160,7 @@ export const make = (
       }
     }
     if (spare.length === 0) return Effect.void
-    return Effect.forEach(spare, (l) => close(l, l === lane && failed ? exit : Exit.void), { discard: true })
+    return Effect.forEach(spare, (l) => Scope.close(l.scope, l === lane && failed ? exit : Exit.void), { discard: true })
   }
 
   // `use` on the lane, then `settle` in one match frame; nothing to close (the usual case) adds no step.

@@ -12,6 +12,7 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as Tracer from "effect/Tracer"
 
 /**
@@ -34,6 +35,19 @@ export const withAppSpan = <A, E, R>(
   Effect.flatMap(Effect.tracer, (tracer) => (tracer === builtInTracer ? self : Effect.withSpan(self, name, options)))
 
 /**
+ * `spanIfTraced(fiber, self, name, options)` wraps `self` in a span only when the fiber runs under an app's
+ * tracer: `withAppSpan` for code that already holds its fiber.
+ *
+ * @internal
+ */
+export const spanIfTraced = <A, E, R>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  self: Effect.Effect<A, E, R>,
+  name: string,
+  options: Tracer.SpanOptions
+): Effect.Effect<A, E, R> => (fiber.currentTracer === builtInTracer ? self : Effect.withSpan(self, name, options))
+
+/**
  * `withClockAndSpan(body, name, options)` reads the fiber's `Clock` and tracer in one step: it runs
  * `body(now)`, in a span only when the app has installed a tracer (and `spans` is on).
  *
@@ -47,5 +61,5 @@ export const withClockAndSpan = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiberRuntime((fiber) => {
     const self = body(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
-    return spans && fiber.currentTracer !== builtInTracer ? Effect.withSpan(self, name, options) : self
+    return spans ? spanIfTraced(fiber, self, name, options) : self
   })

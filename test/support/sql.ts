@@ -159,7 +159,7 @@ export const recordingSpans = <A, E, R>(
 // The dialect tests every SQL target runs (test/SqlStore.<dialect>.test.ts call this).
 
 
-const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
+export const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
 
 const record = (id: SessionId.SessionId, now: number, entries: ReadonlyArray<readonly [string, SessionData.JsonValue]> = []) =>
   ({ id, data: SessionData.fromEntries(entries), expiresAt: now + 60_000, version: 1 }) satisfies SessionRecord.SessionRecord
