@@ -14,7 +14,9 @@
  * statement, never by the database's clock.
  *
  * On PostgreSQL and MySQL the statements run on connections the store reserves from the app's pool while it
- * has operations in flight (`reservedConnections`); inside the app's transaction, on the transaction's.
+ * has operations in flight (`reservedConnections`); inside the app's transaction, on the transaction's. On
+ * PostgreSQL they are prepared once per connection under a name (`preparedStatements`), as mysql2 already
+ * prepares them on MySQL.
  *
  * @example
  * ```ts
@@ -43,6 +45,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Connections from "./internal/sqlConnections.js"
+import * as PgPrepared from "./internal/pgPrepared.js"
 import * as Dialect from "./internal/sqlDialect.js"
 import { spanIfTraced } from "./internal/tracing.js"
 import { TaggedError } from "./internal/taggedError.js"
@@ -80,6 +83,16 @@ export interface Options {
    * connection. SQLite has a single connection: anything but `0` is refused there.
    */
   readonly reservedConnections?: number | undefined
+  /**
+   * PostgreSQL only: prepare the store's statements (load, create, save, delete) once per connection under a
+   * name, `effect_sessions_` and a hash of the statement, as `sqlx` and mysql2's `execute` do, instead of sending
+   * them unnamed for the server to parse and plan every time. Default `true` (with `reservedConnections` above 0,
+   * which it needs). A statement the server forgot (`DISCARD ALL`) or must re-plan (a column changed type) runs
+   * again under a new name. Set `false` behind a pooler in transaction mode without prepared-statement support
+   * (PgBouncer before 1.21, or with `max_prepared_statements = 0`), or when the client's connections do not come
+   * from `@effect/sql-pg` (then statements are sent unnamed anyway).
+   */
+  readonly preparedStatements?: boolean | undefined
 }
 
 /**
@@ -109,6 +122,7 @@ interface Resolved {
   readonly names: Dialect.Names
   readonly migrate: boolean
   readonly reservedConnections: number
+  readonly preparedStatements: boolean
 }
 
 /** Default of `reservedConnections` on PostgreSQL and MySQL: the default pool size of `pg` and `mysql2`. */
@@ -134,10 +148,22 @@ const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either
       return invalid("reservedConnections must be 0 on SQLite, whose client has a single connection")
     }
   }
+  const reservedConnections = reserved ?? (dialect === "sqlite" ? 0 : DEFAULT_RESERVED_CONNECTIONS)
+  const prepared = options?.preparedStatements
+  if (prepared !== undefined) {
+    if (typeof prepared !== "boolean") return invalid(`preparedStatements must be true or false (got ${typeof prepared})`)
+    if (dialect !== "pg") {
+      return invalid(`the preparedStatements option is supported on PostgreSQL only (this client is ${dialect})`)
+    }
+    if (prepared && reservedConnections === 0) {
+      return invalid("preparedStatements needs reserved connections: it cannot be true with reservedConnections 0")
+    }
+  }
   return Either.right({
     names: { table, schema },
     migrate: options?.migrate ?? true,
-    reservedConnections: reserved ?? (dialect === "sqlite" ? 0 : DEFAULT_RESERVED_CONNECTIONS)
+    reservedConnections,
+    preparedStatements: dialect === "pg" && reservedConnections > 0 && (prepared ?? true)
   })
 }
 
@@ -214,7 +240,8 @@ const makeBackend = (
   sql: SqlClient.SqlClient,
   st: Dialect.Statements,
   system: string,
-  reservedConnections: number
+  reservedConnections: number,
+  preparedStatements: boolean
 ): {
   readonly backend: SessionStore.Backend
   readonly batch: (limit: number, now: number) => Effect.Effect<number, StoreError.StoreError>
@@ -240,12 +267,20 @@ const makeBackend = (
           captureStackTrace: false
         })
       })
-  const rows = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
-    retrying(onConnection(
+  // Postgres: the store's fixed statements are prepared on each connection under a name (`preparedStatements`).
+  const names = new Map<string, string>(
+    preparedStatements ? [st.load, st.create, st.save, st.current, st.delete].map((text) => [text, PgPrepared.nameOf(text)]) : []
+  )
+  const rows = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> => {
+    const base = names.get(text)
+    return retrying(onConnection(
       text,
       () => sql.unsafe<Row>(text, params).withoutTransform,
-      (connection) => connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<Row>, SqlError>
+      base !== undefined
+        ? (connection) => PgPrepared.run(connection, text, base, params)
+        : (connection) => connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<Row>, SqlError>
     ))
+  }
   const raw = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, SqlError> =>
     retrying(onConnection(text, () => sql.unsafe(text, params).raw, (connection) => connection.executeRaw(text, params)))
   const mysql = st.dialect === "mysql"
@@ -411,7 +446,7 @@ export const make = (
     const st = Dialect.statements(dialect, resolved.names)
     if (resolved.migrate) yield* runMigration(sql, st)
     const system = yield* systemOf(sql, dialect)
-    const { backend, batch } = makeBackend(sql, st, system, resolved.reservedConnections)
+    const { backend, batch } = makeBackend(sql, st, system, resolved.reservedConnections, resolved.preparedStatements)
     const store = SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
     const expiredDeletion = SessionStore.ExpiredDeletion.of({
       deleteExpired: (deleteOptions) => SessionStore.deleteInBatches(batch, deleteOptions?.batchSize)
