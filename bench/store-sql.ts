@@ -3,11 +3,14 @@
  * shared plan (10,000 sessions of ~300 B, 50,000 ops, 80% load / 20% save, 64 in flight), in the same run,
  * on the same server, each with a `pg` pool of PG_POOL_SIZE connections and its own table:
  * - SqlStore: `SqlStore.layer` over `PgClient` (defaults: spans on, data rules checked, up to 10 reserved
- *   connections), 64 fibers in one Effect runtime, through `storeOps` + `runEffect`;
+ *   connections, prepared statements), 64 fibers in one Effect runtime, through `storeOps` + `runEffect`;
  * - for scale, SqlStore with `reservedConnections: 0`: every statement through `@effect/sql`'s statement path;
  * - raw pg: SqlStore's own statement texts (`load`: SELECT ... WHERE id = $1 AND expires_at > $2; `save`:
- *   the compare-and-set UPDATE ... RETURNING version) with `pool.query`, `JSON.stringify` for writes,
- *   64 Promise workers (`runPromise`);
+ *   the compare-and-set UPDATE ... RETURNING version) with `pool.query`, unnamed, `JSON.stringify` for writes,
+ *   64 Promise workers (`runPromise`): the peer of the issue's target;
+ * - for scale, the same with `load` and `save` as named prepared statements (`pool.query({ name, text, values })`),
+ *   which SqlStore uses by default on Postgres: SqlStore's own overhead is its ratio to this row;
+ * - for scale, SqlStore with `preparedStatements: false`: unnamed statements on its reserved connections;
  * - for scale, `Effect.tryPromise` around the same raw calls and nothing else, 64 fibers.
  * Each gets a short warm-up before its timed run.
  *
@@ -45,8 +48,13 @@ const withRawTable = async <A>(body: (pool: pg.Pool, st: Dialect.Statements) => 
   }
 }
 
-/** The raw statements, with the versions each lane last saw (lanes own their sessions, as in `storeOps`). */
-const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan) => {
+/**
+ * The raw statements, with the versions each lane last saw (lanes own their sessions, as in `storeOps`); with
+ * `prepared`, `load` and `save` go as named statements (`{ name, text, values }`), prepared once per connection.
+ */
+const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan, prepared = false) => {
+  const query = (name: string, text: string, values: Array<unknown>) =>
+    prepared ? pool.query({ name, text, values }) : pool.query(text, values)
   const versions = new Int32Array(plan.ids.length).fill(1)
   let next = 0
   const now = Date.now()
@@ -59,13 +67,13 @@ const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan) => {
   }))
   return {
     load: async (index: number): Promise<unknown> => {
-      const r = await pool.query(st.load, [plan.ids[index], Date.now()])
+      const r = await query("bench_load", st.load, [plan.ids[index], Date.now()])
       if (r.rows.length !== 1) throw new Error("session missing")
       return r.rows[0]
     },
     save: async (index: number, write: number): Promise<unknown> => {
       const now = Date.now()
-      const r = await pool.query(st.save, [
+      const r = await query("bench_save", st.save, [
         JSON.stringify(sessionData(index, write)),
         expiresAt(now),
         plan.ids[index],
@@ -82,6 +90,12 @@ const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan) => {
 /** Raw pg: SqlStore's statements through `pool.query`, one Promise worker per lane. */
 export const rawPg = (plan: Plan): Promise<Stats> =>
   withRawTable(async (pool, st) => runPromise("raw pg (same statements)", plan, await rawOps(pool, st, plan)))
+
+/** Raw pg with `load` and `save` as named prepared statements, as SqlStore sends them by default. */
+export const rawPgPrepared = (plan: Plan): Promise<Stats> =>
+  withRawTable(async (pool, st) =>
+    runPromise("raw pg (same statements, prepared)", plan, await rawOps(pool, st, plan, true))
+  )
 
 /** The same raw calls, each in `Effect.tryPromise` and nothing else, one fiber per lane. */
 export const effectTryPromise = (plan: Plan): Promise<Stats> =>
@@ -109,6 +123,13 @@ export const sqlStore = (name = "SqlStore (Postgres)", options?: SqlStore.Option
 export const storeSqlWorkloads: ReadonlyArray<Workload> = [
   workload("raw pg (same statements)", "raw", "postgres", rawPg),
   workload("SqlStore (Postgres)", "ours", "postgres", sqlStore()),
+  workload("raw pg (same statements, prepared)", "baseline", "postgres", rawPgPrepared),
+  workload(
+    "SqlStore (Postgres, preparedStatements: false)",
+    "ours",
+    "postgres",
+    sqlStore("SqlStore (Postgres, preparedStatements: false)", { preparedStatements: false })
+  ),
   workload(
     "SqlStore (Postgres, reservedConnections: 0)",
     "ours",
@@ -122,5 +143,12 @@ export const storeSqlWorkloads: ReadonlyArray<Workload> = [
 export const sqlRatio = ratioOver("SqlStore (Postgres)", "postgres")
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runStandalone(storeSqlWorkloads, sqlRatio, "SqlStore / raw pg", 0.85)
+  await runStandalone(storeSqlWorkloads, sqlRatio, "SqlStore / raw pg", 0.85, [{
+    label: "SqlStore / raw pg prepared",
+    ratioOf: (rows) => {
+      const ours = rows.find((r) => r.name === "SqlStore (Postgres)")
+      const prepared = rows.find((r) => r.name === "raw pg (same statements, prepared)")
+      return ours !== undefined && prepared !== undefined ? ours.opsPerSec / prepared.opsPerSec : undefined
+    }
+  }])
 }

@@ -67,13 +67,15 @@ export const runStoreLayer = <E>(
  * A store benchmark run alone: BENCH_ROUNDS rounds (default 3), the order of the workloads rotated each round
  * since the machine is shared; each row also shows this process's CPU time (user + system) per operation over
  * the whole workload, warm-up and seeding included, which is less sensitive to the load of the machine than ops/s.
- * Prints `label` (ours / raw, mixed ops/s) per round against `goal`, then the median.
+ * Prints `label` (ours / raw, mixed ops/s) per round against `goal`, and the ratios `also` names, then the median.
  */
 export const runStandalone = async (
   workloads: ReadonlyArray<Workload>,
   ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined,
   label: string,
-  goal: number
+  goal: number,
+  /** More ratios printed each round, with no target. */
+  also: ReadonlyArray<{ readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }> = []
 ): Promise<void> => {
   const plan = makePlan({
     ...defaultWorkload,
@@ -97,6 +99,10 @@ export const runStandalone = async (
     if (ratio !== undefined) {
       ratios.push(ratio)
       console.log(`round ${round + 1}: ${label} (mixed ops/s): ${ratio.toFixed(2)} (target >= ${goal.toFixed(2)})`)
+    }
+    for (const other of also) {
+      const r = other.ratioOf(rows)
+      if (r !== undefined) console.log(`round ${round + 1}: ${other.label} (mixed ops/s): ${r.toFixed(2)}`)
     }
   }
   const sorted = [...ratios].sort((x, y) => x - y)

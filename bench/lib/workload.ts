@@ -201,6 +201,6 @@ export const storeOps = (
   })
 
 export const formatStats = (s: Stats): string =>
-  `${s.name.padEnd(44)} ${s.opsPerSec.toFixed(0).padStart(8)} ops/s   p50 ${s.p50Ms.toFixed(2).padStart(6)} ms   p99 ${
+  `${s.name.padEnd(48)} ${s.opsPerSec.toFixed(0).padStart(8)} ops/s   p50 ${s.p50Ms.toFixed(2).padStart(6)} ms   p99 ${
     s.p99Ms.toFixed(2).padStart(6)
   } ms`
