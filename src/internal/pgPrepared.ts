@@ -2,10 +2,10 @@
  * Named prepared statements on PostgreSQL, for the statements SqlStore sends on its reserved connections.
  *
  * `@effect/sql-pg` sends every statement unnamed: the server parses, analyses and plans it each time. For a
- * primary-key lookup that is most of the server's work: on this project's 2-core machine, the same plan run
- * through `pg` with named statements took 75 µs of machine CPU per operation instead of 114, for 1.4 times the
- * operations per second. `sqlx`, under tower-sessions, prepares and caches its statements per connection the
- * same way, and `@effect/sql-mysql2` already does (mysql2's `execute`).
+ * primary-key lookup that is most of the server's work: in `npm run bench` on this project's 2-core machine,
+ * `pg` alone sending the store's statements named did 1.78 times the operations per second of the same
+ * statements unnamed. `sqlx`, under tower-sessions, prepares and caches its statements per connection the same
+ * way, and `@effect/sql-mysql2` already does (mysql2's `execute`).
  *
  * `@effect/sql`'s `Connection` has no way to name a statement, so this module sends the statement on the `pg`
  * client behind a connection reserved from `@effect/sql-pg` (its `pg` field), with the same callback and the
@@ -62,7 +62,7 @@ const REPREPARE_CODES: ReadonlySet<string> = new Set(["26000", "42P05", "0A000"]
  */
 export const MAX_REPREPARES = 3
 
-/** Per `pg` client: the suffix of the names in use, and how many times they were lost. */
+/** Per `pg` client: the suffix of the names in use, which is also how many times they were lost. */
 interface ClientState {
   generation: number
 }
@@ -122,21 +122,19 @@ export const run: Prepared = (connection, text, base, values) => {
     state = { generation: 0 }
     clients.set(client, state)
   }
-  if (state.generation > MAX_REPREPARES) return unnamed(connection, text, values)
   const current = state
   const generation = current.generation
-  return Effect.catchIf(
-    send(client, `${base}_${generation}`, text, values),
-    (error) => {
-      const code = driverCode(error.cause)
-      return code !== undefined && REPREPARE_CODES.has(code)
-    },
-    () => {
-      // Another statement on this client may have moved the names on already.
-      if (current.generation === generation) current.generation++
-      return current.generation > MAX_REPREPARES
-        ? unnamed(connection, text, values)
-        : send(client, `${base}_${current.generation}`, text, values)
-    }
-  )
+  if (generation > MAX_REPREPARES) return unnamed(connection, text, values)
+  return Effect.catchIf(send(client, `${base}_${generation}`, text, values), lostStatement, () => {
+    // Another statement on this client may have moved the names on already.
+    if (current.generation === generation) current.generation++
+    return current.generation > MAX_REPREPARES
+      ? unnamed(connection, text, values)
+      : send(client, `${base}_${current.generation}`, text, values)
+  })
+}
+
+const lostStatement = (error: SqlError): boolean => {
+  const code = driverCode(error.cause)
+  return code !== undefined && REPREPARE_CODES.has(code)
 }
