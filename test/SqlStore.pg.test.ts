@@ -10,5 +10,11 @@ await describeService("SqlStore (PostgreSQL)", postgres.server!.host, postgres.s
     storeLayer(postgres, uniqueTable("contract0"), { reservedConnections: 0 }),
     { live: true }
   )
+  // unnamed statements on the reserved connections
+  runContractSuite(
+    "contract: SqlStore on PostgreSQL, preparedStatements: false",
+    storeLayer(postgres, uniqueTable("contractu"), { preparedStatements: false }),
+    { live: true }
+  )
   sqlStoreSuite(postgres)
 })
