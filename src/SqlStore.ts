@@ -130,12 +130,13 @@ const DEFAULT_RESERVED_CONNECTIONS = 10
 
 const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either.Either<Resolved, SqlStoreError> => {
   const invalid = (message: string) => Either.left(new SqlStoreError({ reason: "InvalidOption", message: `SqlStore: ${message}` }))
+  const pgOnly = (option: string) => invalid(`the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
   const table = options?.table ?? Dialect.DEFAULT_TABLE
   const badTable = Dialect.checkIdentifier("table name", table)
   if (badTable !== undefined) return invalid(badTable)
   const schema = options?.schema
   if (schema !== undefined) {
-    if (dialect !== "pg") return invalid(`the schema option is supported on PostgreSQL only (this client is ${dialect})`)
+    if (dialect !== "pg") return pgOnly("schema")
     const badSchema = Dialect.checkIdentifier("schema name", schema)
     if (badSchema !== undefined) return invalid(badSchema)
   }
@@ -152,9 +153,7 @@ const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either
   const prepared = options?.preparedStatements
   if (prepared !== undefined) {
     if (typeof prepared !== "boolean") return invalid(`preparedStatements must be true or false (got ${typeof prepared})`)
-    if (dialect !== "pg") {
-      return invalid(`the preparedStatements option is supported on PostgreSQL only (this client is ${dialect})`)
-    }
+    if (dialect !== "pg") return pgOnly("preparedStatements")
     if (prepared && reservedConnections === 0) {
       return invalid("preparedStatements needs reserved connections: it cannot be true with reservedConnections 0")
     }

@@ -8,20 +8,13 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
-import { SessionData, type SessionId, type SessionRecord } from "effect-sessions"
+import { SessionData } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
 import { randomBytes } from "node:crypto"
 import * as Connections from "../src/internal/sqlConnections.js"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import { describeService } from "./support/services.js"
-import { dropTable, freshId, mariadb, pgConfig, postgres, sqlite, type Target, uniqueTable, withClient } from "./support/sql.js"
-
-const record = (id: SessionId.SessionId, now: number, n: number): SessionRecord.SessionRecord => ({
-  id,
-  data: SessionData.fromEntries([["n", n]]),
-  expiresAt: now + 600_000,
-  version: 1
-})
+import { dropTable, freshId, mariadb, pgConfig, postgres, record, sqlite, type Target, uniqueTable, withClient } from "./support/sql.js"
 
 /** A store on a new table of `client`, with `count` sessions created; returns the store and the ids. */
 const seeded = (client: SqlClient.SqlClient, dialect: Target["dialect"], count: number, options?: SqlStore.Options) =>
@@ -31,7 +24,7 @@ const seeded = (client: SqlClient.SqlClient, dialect: Target["dialect"], count: 
     const { store } = yield* withClient(client, SqlStore.make({ ...options, table }))
     const now = yield* Clock.currentTimeMillis
     const ids = Array.from({ length: count }, freshId)
-    yield* Effect.forEach(ids, (id, i) => store.create(record(id, now, i)), { concurrency: 16, discard: true })
+    yield* Effect.forEach(ids, (id, i) => store.create(record(id, now, [["n", i]])), { concurrency: 16, discard: true })
     return { store, ids }
   })
 

@@ -10,19 +10,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Effect, Exit, Option } from "effect"
-import { SessionData, type SessionId, type SessionRecord } from "effect-sessions"
+import { SessionData, type SessionRecord } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
 import * as PgPrepared from "../src/internal/pgPrepared.js"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import { describeService } from "./support/services.js"
-import { dropTable, freshId, postgres, sqlite, uniqueTable, withClient } from "./support/sql.js"
-
-const record = (id: SessionId.SessionId, now: number, n: number): SessionRecord.SessionRecord => ({
-  id,
-  data: SessionData.fromEntries([["n", n]]),
-  expiresAt: now + 600_000,
-  version: 1
-})
+import { dropTable, freshId, postgres, record, sqlite, uniqueTable, withClient } from "./support/sql.js"
 
 /** The statements prepared on the pool's one connection under effect-sessions' names. */
 const preparedOn = (client: SqlClient.SqlClient) =>
@@ -38,7 +31,7 @@ const seeded = (options?: SqlStore.Options) =>
     yield* Effect.addFinalizer(() => dropTable(client, "pg", table))
     const { store } = yield* withClient(client, SqlStore.make({ ...options, table }))
     const now = yield* Clock.currentTimeMillis
-    const records = [0, 1, 2].map((n) => record(freshId(), now, n))
+    const records = [0, 1, 2].map((n) => record(freshId(), now, [["n", n]]))
     yield* Effect.forEach(records, (r) => store.create(r), { discard: true })
     const st = Dialect.statements("pg", { table, schema: undefined })
     return { client, store, records, st }

@@ -26,7 +26,7 @@ import { createHash } from "node:crypto"
 import { driverCode } from "./sqlDialect.js"
 
 /** What this module uses of a `pg` `Client`. */
-interface PgClient {
+interface PgDriverClient {
   readonly query: (
     config: { readonly name: string; readonly text: string; readonly values: ReadonlyArray<unknown> },
     callback: (error: unknown, result: { readonly rows?: ReadonlyArray<Record<string, unknown>> } | undefined) => void
@@ -39,12 +39,12 @@ interface PgClient {
  *
  * @internal
  */
-export const pgClientOf = (connection: Connection): PgClient | undefined => {
+export const pgClientOf = (connection: Connection): PgDriverClient | undefined => {
   const client: unknown = (connection as { readonly pg?: unknown }).pg
   if (typeof client !== "object" || client === null) return undefined
   const c = client as { readonly query?: unknown; readonly connection?: unknown }
   return typeof c.query === "function" && typeof c.connection === "object" && c.connection !== null
-    ? (client as PgClient)
+    ? (client as PgDriverClient)
     : undefined
 }
 
@@ -68,7 +68,7 @@ interface ClientState {
 }
 
 /** Each `pg` client's names; a client is dropped with its connection. */
-const clients = new WeakMap<PgClient, ClientState>()
+const clients = new WeakMap<PgDriverClient, ClientState>()
 
 /**
  * `nameOf(text)` is the base name of a statement: `effect_sessions_` and 16 hex digits of its SHA-256, the
@@ -82,7 +82,7 @@ export const nameOf = (text: string): string =>
 const failed = (cause: unknown): SqlError => new SqlError({ cause, message: "Failed to execute statement" })
 
 const send = (
-  client: PgClient,
+  client: PgDriverClient,
   name: string,
   text: string,
   values: ReadonlyArray<unknown>

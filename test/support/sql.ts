@@ -161,7 +161,8 @@ export const recordingSpans = <A, E, R>(
 
 export const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
 
-const record = (id: SessionId.SessionId, now: number, entries: ReadonlyArray<readonly [string, SessionData.JsonValue]> = []) =>
+/** A new record expiring a minute after `now`, with `entries` as its data. */
+export const record = (id: SessionId.SessionId, now: number, entries: ReadonlyArray<readonly [string, SessionData.JsonValue]> = []) =>
   ({ id, data: SessionData.fromEntries(entries), expiresAt: now + 60_000, version: 1 }) satisfies SessionRecord.SessionRecord
 
 /** The failure of an exit as a `StoreError`, or `undefined` for a success (a defect fails the test). */
