@@ -7,7 +7,10 @@
  * - for scale, `Effect.tryPromise` around the same raw calls and nothing else, 64 fibers.
  * Each gets its own connection and key prefix, and a short warm-up before its timed run.
  *
- * Run alone: `npx tsx bench/store-redis.ts` (BENCH_OPS / BENCH_SESSIONS shorten it).
+ * Run alone: `npx tsx bench/store-redis.ts` (BENCH_OPS / BENCH_SESSIONS shorten it). Alone, each row also
+ * shows the Redis server's CPU per operation over the same span (`INFO cpu`, user + system, the whole server:
+ * other clients of a shared Redis count too) and, from `INFO commandstats`, the calls and server time per call
+ * of each command that ran more than 1,000 times.
  */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -97,9 +100,40 @@ export const storeRedisWorkloads: ReadonlyArray<Workload> = [
   workload("Effect.tryPromise(raw ioredis)", "baseline", "redis", effectTryPromise)
 ]
 
+interface ServerCounters {
+  /** `used_cpu_user + used_cpu_sys`, µs */
+  readonly cpu: number
+  /** command → [calls, usec] */
+  readonly commands: Map<string, readonly [number, number]>
+}
+
+const serverCounters = async (client: Redis): Promise<ServerCounters> => {
+  const info = await client.info("cpu") + await client.info("commandstats")
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? 0)
+  const commands = new Map<string, readonly [number, number]>()
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) commands.set(m[1], [Number(m[2]), Number(m[3])])
+  return { cpu: (field("used_cpu_user") + field("used_cpu_sys")) * 1e6, commands }
+}
+
+/** The Redis server's side of one workload: its CPU per operation, and calls × µs per call of the busy commands. */
+const serverProbe = (client: Redis) => async () => {
+  const before = await serverCounters(client)
+  return async (operations: number): Promise<string> => {
+    const after = await serverCounters(client)
+    const busy = [...after.commands].flatMap(([name, [calls, usec]]) => {
+      const [calls0, usec0] = before.commands.get(name) ?? [0, 0]
+      return calls - calls0 > 1_000 ? [`${name} ${calls - calls0}x${((usec - usec0) / (calls - calls0)).toFixed(2)}`] : []
+    })
+    return `server ${((after.cpu - before.cpu) / operations).toFixed(1).padStart(5)} us/op (${busy.join(", ")})`
+  }
+}
+
 /** `RedisStore` mixed ops/s over raw ioredis mixed ops/s, from the rows of one run. */
 export const redisRatio = ratioOver("RedisStore", "redis")
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runStandalone(storeRedisWorkloads, redisRatio, "RedisStore / raw ioredis", 0.75)
+  const stats = new Redis({ ...services.redis, lazyConnect: true })
+  await stats.connect()
+  await runStandalone(storeRedisWorkloads, redisRatio, "RedisStore / raw ioredis", 0.75, [], serverProbe(stats))
+  await stats.quit()
 }

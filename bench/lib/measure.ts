@@ -66,8 +66,8 @@ export const runStoreLayer = <E>(
 /**
  * A store benchmark run alone: BENCH_ROUNDS rounds (default 3), the order of the workloads rotated each round
  * since the machine is shared; each row also shows this process's CPU time (user + system) per operation over
- * the whole workload, warm-up and seeding included, which is less sensitive to the load of the machine than ops/s.
- * Prints `label` (ours / raw, mixed ops/s) per round against `goal`, and the ratios `also` names, then the median.
+ * the whole workload, warm-up and seeding included, which is less sensitive to the load of the machine than ops/s,
+ * and what `probe` adds (the server's side of the same span). Prints `label` (ours / raw, mixed ops/s) per round against `goal`, and the ratios `also` names, then the median.
  */
 export const runStandalone = async (
   workloads: ReadonlyArray<Workload>,
@@ -75,7 +75,9 @@ export const runStandalone = async (
   label: string,
   goal: number,
   /** More ratios printed each round, with no target. */
-  also: ReadonlyArray<{ readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }> = []
+  also: ReadonlyArray<{ readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }> = [],
+  /** Started before each workload; what its result gives at the end is appended to the workload's row. */
+  probe?: () => Promise<(operations: number) => Promise<string>>
 ): Promise<void> => {
   const plan = makePlan({
     ...defaultWorkload,
@@ -88,12 +90,14 @@ export const runStandalone = async (
     const order = workloads.map((_, i) => workloads[(i + round) % workloads.length])
     const rows: Array<StoreRow> = []
     for (const w of order) {
+      const finish = probe === undefined ? undefined : await probe()
       const before = process.cpuUsage()
       const r = await w.run(plan)
       const cpu = process.cpuUsage(before)
+      const note = finish === undefined ? "" : `   ${await finish(plan.options.operations)}`
       rows.push(r)
       const perOp = (cpu.user + cpu.system) / plan.options.operations
-      console.log(`${formatStats(r)}   cpu ${perOp.toFixed(1).padStart(5)} us/op`)
+      console.log(`${formatStats(r)}   cpu ${perOp.toFixed(1).padStart(5)} us/op${note}`)
     }
     const ratio = ratioOf(rows)
     if (ratio !== undefined) {
