@@ -60,7 +60,8 @@ export interface StoreOptions {
   readonly spans?: boolean | undefined
   /**
    * A deadline on each operation, enforced by the store whatever the client does: past it the operation fails
-   * with `Unavailable`. Default: none over a client you pass in, `commandTimeout` over a connection the store
+   * with `Unavailable` (operations started within a few milliseconds of each other share one timer, so one may
+   * fail that much early). Default: none over a client you pass in, `commandTimeout` over a connection the store
    * opens. On a client that queues commands while disconnected, a write that missed its deadline can still
    * reach Redis later.
    */
@@ -143,12 +144,12 @@ interface Scripts {
 }
 
 /**
- * Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. With a deadline, the
+ * Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. Under `deadlines`, the
  * operation fails with `Unavailable` once it has waited that long, whatever the client still does with the
  * command (the reply, if one comes, is dropped).
  */
 const call = <A, B>(
-  deadlineMs: number | undefined,
+  deadlines: Internal.Deadlines | undefined,
   method: StoreError.Method,
   run: () => Promise<A>,
   onReply: (reply: A) => Effect.Effect<B, StoreError.StoreError>
@@ -161,30 +162,20 @@ const call = <A, B>(
       resume(Effect.fail(Internal.toStoreError(method, error)))
       return
     }
-    if (deadlineMs === undefined) {
+    if (deadlines === undefined) {
       promise.then(
         (reply) => resume(onReply(reply)),
         (error) => resume(Effect.fail(Internal.toStoreError(method, error)))
       )
       return
     }
-    let settled = false
-    const timer = setTimeout(() => {
-      settled = true
-      resume(Effect.fail(Internal.deadlineError(method)))
-    }, deadlineMs)
+    const pending = deadlines.start(method, resume)
     promise.then(
       (reply) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        resume(onReply(reply))
+        if (deadlines.settle(pending)) resume(onReply(reply))
       },
       (error) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        resume(Effect.fail(Internal.toStoreError(method, error)))
+        if (deadlines.settle(pending)) resume(Effect.fail(Internal.toStoreError(method, error)))
       }
     )
   })
@@ -219,7 +210,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
     const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
     const deadline = options?.operationTimeout === undefined
       ? undefined
-      : millis(options.operationTimeout, DEFAULT_COMMAND_TIMEOUT)
+      : Internal.makeDeadlines(millis(options.operationTimeout, DEFAULT_COMMAND_TIMEOUT))
     client.defineCommand(Internal.CREATE_COMMAND, { numberOfKeys: 1, lua: Internal.createScript })
     client.defineCommand(Internal.SAVE_COMMAND, { numberOfKeys: 1, lua: Internal.saveScript })
     const scripts = client as unknown as Scripts

@@ -5,6 +5,7 @@
  * A session is one Redis string `"<version>:<expiresAt>:<json>"`: `load` is a single `GET`, and the
  * scripts read only the head of the value (`GETRANGE key 0 40`), so they never copy or parse the JSON.
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as SessionData from "../SessionData.js"
 import type * as SessionRecord from "../SessionRecord.js"
@@ -128,6 +129,84 @@ const clientCode = (message: string): string | undefined => {
 /** The `Unavailable` error of an operation that outlived its deadline. */
 export const deadlineError = (method: StoreError.Method): StoreError.StoreError =>
   StoreError.make("Unavailable", method, new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined }))
+
+/** Longest span of start times that share one timer. */
+const MAX_WINDOW_MS = 10
+
+/** Operations whose start times lie within one window: one timer, cleared when the last of them settles. */
+class Batch {
+  open = 0
+  readonly pending: Array<Pending> = []
+  timer: ReturnType<typeof setTimeout> | undefined = undefined
+  constructor(readonly startedAt: number) {}
+}
+
+/** One operation under a deadline, until `settle` or its batch's timer. */
+export class Pending {
+  settled = false
+  constructor(
+    readonly batch: Batch,
+    readonly method: StoreError.Method,
+    readonly resume: (failure: Effect.Effect<never, StoreError.StoreError>) => void
+  ) {}
+}
+
+/** What `makeDeadlines` returns. */
+export interface Deadlines {
+  /** `start` puts an operation under the deadline; past it, `resume` gets the `Unavailable` error of `method`. */
+  readonly start: (
+    method: StoreError.Method,
+    resume: (failure: Effect.Effect<never, StoreError.StoreError>) => void
+  ) => Pending
+  /** `settle` takes the operation off the clock; `false` when its deadline has already failed it. */
+  readonly settle: (pending: Pending) => boolean
+}
+
+/**
+ * `makeDeadlines(ms)` fails each operation with `Unavailable` once it has waited `ms`, with one timer per batch of
+ * operations started within a few milliseconds of each other (a timer per operation costs more than the
+ * operation's own work): the batch's timer fires `ms` after its first operation started, so a later one of the
+ * batch fails up to that window early, never late.
+ */
+export const makeDeadlines = (ms: number): Deadlines => {
+  const window = Math.min(MAX_WINDOW_MS, ms / 10)
+  let current: Batch | undefined
+  const fire = (batch: Batch) => {
+    batch.timer = undefined
+    if (current === batch) current = undefined
+    for (const pending of batch.pending) {
+      if (pending.settled) continue
+      pending.settled = true
+      pending.resume(Effect.fail(deadlineError(pending.method)))
+    }
+  }
+  return {
+    start: (method, resume) => {
+      const now = performance.now()
+      let batch = current
+      if (batch === undefined || now - batch.startedAt >= window) {
+        batch = new Batch(now)
+        batch.timer = setTimeout(fire, ms, batch)
+        current = batch
+      }
+      batch.open++
+      const pending = new Pending(batch, method, resume)
+      batch.pending.push(pending)
+      return pending
+    },
+    settle: (pending) => {
+      if (pending.settled) return false
+      pending.settled = true
+      const batch = pending.batch
+      if (--batch.open === 0) {
+        clearTimeout(batch.timer)
+        batch.timer = undefined
+        if (current === batch) current = undefined
+      }
+      return true
+    }
+  }
+}
 
 /**
  * `toStoreError` maps an ioredis failure to a `StoreError`: a value of the wrong type is `Decode`, anything
