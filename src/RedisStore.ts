@@ -79,9 +79,11 @@ export interface ConnectionOptions extends StoreOptions {
   /** How long connecting may take. Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /**
-   * Send the commands issued in one turn of the event loop as one pipeline (ioredis `enableAutoPipelining`):
-   * fewer writes and wake-ups under concurrency. Default `true`. Operations still fail within `commandTimeout`
-   * (the store's own deadline), even when a command waits behind an unanswered pipeline.
+   * Send the commands issued in one turn of the event loop in one write: fewer writes and wake-ups under
+   * concurrency. Default `true`. A standalone connection holds its socket's writes for the rest of the turn (the
+   * app's own commands on a `connect`ed client too); a Cluster uses ioredis `enableAutoPipelining`. Operations
+   * still fail within `commandTimeout` (the store's own deadline), even when a command waits behind an unanswered
+   * pipeline.
    */
   readonly autoPipelining?: boolean | undefined
 }
@@ -143,20 +145,28 @@ interface Scripts {
   ) => Promise<number>
 }
 
+/** How a store sends: the deadline of its operations, and what runs before each command goes out. */
+interface Sender {
+  readonly deadlines: Internal.Deadlines | undefined
+  readonly beforeSend: (() => void) | undefined
+}
+
 /**
- * Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. Under `deadlines`, the
+ * Runs one ioredis call; a rejection (or a throw) becomes a `StoreError` for `method`. Under a deadline, the
  * operation fails with `Unavailable` once it has waited that long, whatever the client still does with the
  * command (the reply, if one comes, is dropped).
  */
 const call = <A, B>(
-  deadlines: Internal.Deadlines | undefined,
+  sender: Sender,
   method: StoreError.Method,
   run: () => Promise<A>,
   onReply: (reply: A) => Effect.Effect<B, StoreError.StoreError>
 ): Effect.Effect<B, StoreError.StoreError> =>
   Effect.async<B, StoreError.StoreError>((resume) => {
+    const deadlines = sender.deadlines
     let promise: Promise<A>
     try {
+      sender.beforeSend?.()
       promise = run()
     } catch (error) {
       resume(Effect.fail(Internal.toStoreError(method, error)))
@@ -195,7 +205,8 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
 
 /**
  * `make` builds the store over a client the caller owns, standalone or `Cluster`, registering its two
- * scripts on it with `defineCommand`. The store never closes that client.
+ * scripts on it with `defineCommand`. The store never closes that client. Over a client from `connect` (with
+ * `autoPipelining`), the commands the store issues in one turn of the event loop leave in one write.
  *
  * Warning: ioredis's defaults queue commands while disconnected and replay unanswered ones after a
  * reconnect. On such a client an outage makes operations wait (up to `maxRetriesPerRequest` reconnects)
@@ -208,9 +219,12 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
 export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
   Effect.sync(() => {
     const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
-    const deadline = options?.operationTimeout === undefined
-      ? undefined
-      : Internal.makeDeadlines(millis(options.operationTimeout, DEFAULT_COMMAND_TIMEOUT))
+    const sender: Sender = {
+      deadlines: options?.operationTimeout === undefined
+        ? undefined
+        : Internal.makeDeadlines(millis(options.operationTimeout, DEFAULT_COMMAND_TIMEOUT)),
+      beforeSend: client instanceof Redis && batchedWrites.has(client) ? Internal.writeBatcher(client) : undefined
+    }
     client.defineCommand(Internal.CREATE_COMMAND, { numberOfKeys: 1, lua: Internal.createScript })
     client.defineCommand(Internal.SAVE_COMMAND, { numberOfKeys: 1, lua: Internal.saveScript })
     const scripts = client as unknown as Scripts
@@ -220,7 +234,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
       system: "redis",
       create: (record, json, now) =>
         call(
-          deadline,
+          sender,
           "create",
           () =>
             scripts[Internal.CREATE_COMMAND](
@@ -233,7 +247,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
         ),
       save: (record, json, now) =>
         call(
-          deadline,
+          sender,
           "save",
           () =>
             scripts[Internal.SAVE_COMMAND](
@@ -249,7 +263,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
               : Effect.fail(scriptFailure("save", reply))
         ),
       load: (id: SessionId, now) =>
-        call(deadline, "load", () => client.get(prefix + id), (value) => {
+        call(sender, "load", () => client.get(prefix + id), (value) => {
           if (value === null) return Effect.succeed(Option.none())
           const decoded = Internal.decodeValue(id, value, now)
           switch (decoded._tag) {
@@ -261,7 +275,7 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
               return Effect.fail(StoreError.rule("Decode", "load", decoded.rule))
           }
         }),
-      delete: (id: SessionId) => call(deadline, "delete", () => client.unlink(prefix + id), () => Effect.void)
+      delete: (id: SessionId) => call(sender, "delete", () => client.unlink(prefix + id), () => Effect.void)
     }
     return SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
   })
@@ -292,6 +306,12 @@ const failFast = (options: ConnectionOptions): RedisOptions => ({
 })
 
 type Client = Redis | Cluster
+
+/** Connections `connect` opened with `autoPipelining`: the store batches their writes itself. */
+const batchedWrites = new WeakSet<Redis>()
+
+/** The sender of `connect`, whose own time limit is the connect timeout. */
+const unbounded: Sender = { deadlines: undefined, beforeSend: undefined }
 
 /** Over a connection the store opens, each operation's deadline defaults to the command timeout. */
 const withDeadline = (options: ConnectionOptions): StoreOptions => ({
@@ -338,7 +358,7 @@ const open = <C extends Client>(
   return Effect.acquireRelease(
     Effect.suspend(() => {
       const client = build()
-      const connect = call(undefined, "connect", () => client.connect(), () => Effect.succeed(client)).pipe(
+      const connect = call(unbounded, "connect", () => client.connect(), () => Effect.succeed(client)).pipe(
         Effect.timeoutFail({
           duration: limit,
           onTimeout: () => Internal.deadlineError("connect")
@@ -359,11 +379,15 @@ const open = <C extends Client>(
  */
 export const connect = (options?: Options): Effect.Effect<Redis, StoreError.StoreError, Scope.Scope> =>
   open(
-    () =>
-      new Redis(
+    () => {
+      // ioredis's auto-pipelining costs a pipeline and extra promises per command; the store batches writes instead
+      const client = new Redis(
         options?.url !== undefined ? Redacted.value(options.url) : "redis://127.0.0.1:6379",
-        { ...failFast(options ?? {}), lazyConnect: true, retryStrategy: retryDelay }
-      ),
+        { ...failFast(options ?? {}), enableAutoPipelining: false, lazyConnect: true, retryStrategy: retryDelay }
+      )
+      if (options?.autoPipelining ?? true) batchedWrites.add(client)
+      return client
+    },
     options ?? {}
   )
 
