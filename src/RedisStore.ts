@@ -190,6 +190,9 @@ const call = <A, B>(
     )
   })
 
+/** The reply of a load that found no live record, made once. */
+const NOT_FOUND: Effect.Effect<Option.Option<never>> = Effect.succeed(Option.none())
+
 const scriptFailure = (method: "create" | "save", reply: number): StoreError.StoreError => {
   switch (reply) {
     case Internal.Reply.Taken:
@@ -264,16 +267,13 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
         ),
       load: (id: SessionId, now) =>
         call(sender, "load", () => client.get(prefix + id), (value) => {
-          if (value === null) return Effect.succeed(Option.none())
+          if (value === null) return NOT_FOUND
           const decoded = Internal.decodeValue(id, value, now)
-          switch (decoded._tag) {
-            case "Live":
-              return Effect.succeed(Option.some(decoded.record))
-            case "Expired":
-              return Effect.succeed(Option.none())
-            case "Malformed":
-              return Effect.fail(StoreError.rule("Decode", "load", decoded.rule))
-          }
+          return decoded === undefined
+            ? NOT_FOUND
+            : decoded instanceof Internal.Malformed
+            ? Effect.fail(StoreError.rule("Decode", "load", decoded.rule))
+            : Effect.succeed(Option.some(decoded))
         }),
       delete: (id: SessionId) => call(sender, "delete", () => client.unlink(prefix + id), () => Effect.void)
     }

@@ -20,14 +20,6 @@ export const HEAD_BYTES = 41
 export const encodeValue = (version: number, expiresAt: number, json: string): string =>
   `${version}:${expiresAt}:${json}`
 
-/** What `decodeValue` found: a record, an expired record (its JSON never parsed), or the broken rule. */
-export type Decoded =
-  | { readonly _tag: "Live"; readonly record: SessionRecord.SessionRecord }
-  | { readonly _tag: "Expired" }
-  | { readonly _tag: "Malformed"; readonly rule: string }
-
-const EXPIRED: Decoded = { _tag: "Expired" }
-
 /** The integer written in `value[from, to)` (decimal digits, an optional leading `-`), or `undefined`. */
 const parseInteger = (value: string, from: number, to: number): number | undefined => {
   const negative = value.charCodeAt(from) === 45 // "-"
@@ -42,23 +34,27 @@ const parseInteger = (value: string, from: number, to: number): number | undefin
   return Number.isSafeInteger(n) ? (negative ? -n : n) : undefined
 }
 
+/** The rule a stored value breaks, as `decodeValue` reports it. */
+export class Malformed {
+  constructor(readonly rule: string) {}
+}
+
+const NO_HEAD = new Malformed("stored value has no version:expiresAt head")
+
 /**
- * `decodeValue` reads a stored string back for `id` (the id the key was built from). The JSON of a record
- * expired at `now` is never parsed.
+ * `decodeValue` reads a stored string back for `id` (the id the key was built from): the record, `undefined`
+ * when it has expired at `now` (its JSON never parsed), or the rule it breaks. The live record is returned bare,
+ * not wrapped, since this runs on every load.
  */
-export const decodeValue = (id: SessionId, value: string, now: number): Decoded => {
+export const decodeValue = (id: SessionId, value: string, now: number): SessionRecord.SessionRecord | undefined | Malformed => {
   const first = value.indexOf(":")
   const second = first < 0 ? -1 : value.indexOf(":", first + 1)
   const version = first < 0 ? undefined : parseInteger(value, 0, first)
   const expiresAt = second < 0 ? undefined : parseInteger(value, first + 1, second)
-  if (version === undefined || version < 1 || expiresAt === undefined) {
-    return { _tag: "Malformed", rule: "stored value has no version:expiresAt head" }
-  }
-  if (expiresAt <= now) return EXPIRED
+  if (version === undefined || version < 1 || expiresAt === undefined) return NO_HEAD
+  if (expiresAt <= now) return undefined
   const data = SessionData.decode(value.slice(second + 1))
-  return Either.isRight(data)
-    ? { _tag: "Live", record: { id, data: data.right, expiresAt, version } }
-    : { _tag: "Malformed", rule: data.left }
+  return Either.isRight(data) ? { id, data: data.right, expiresAt, version } : new Malformed(data.left)
 }
 
 /** Replies of both scripts. */
