@@ -23,13 +23,13 @@ import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type { Signer } from "../CookieSigner.js"
 import * as Expiry from "../Expiry.js"
-import type * as SessionStore from "../SessionStore.js"
+import { META_KEY, type Service as SessionService, type SessionError, sessionError } from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import * as SessionId from "../SessionId.js"
 import type * as SessionRecord from "../SessionRecord.js"
+import type * as SessionStore from "../SessionStore.js"
 import * as SessionToken from "../SessionToken.js"
 import * as StoreError from "../StoreError.js"
-import { META_KEY, type Service as SessionService, sessionError, type SessionError } from "../Session.js"
 import * as Cookie from "./cookie.js"
 import { Mutex } from "./mutex.js"
 
@@ -66,7 +66,10 @@ export class CommitLocks {
   private readonly entries = new Map<SessionId.SessionId, LockEntry>()
 
   /** `with(id, f)` runs `f` holding the lock of session `id`; `waited` tells whether it had to wait for it. */
-  with<A, E>(id: SessionId.SessionId, f: (entry: LockEntry, waited: boolean) => Effect.Effect<A, E>): Effect.Effect<A, E> {
+  with<A, E>(
+    id: SessionId.SessionId,
+    f: (entry: LockEntry, waited: boolean) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E> {
     let entry: LockEntry | undefined
     return Mutex.withLockOf(() => {
       entry = this.entries.get(id)
@@ -182,7 +185,9 @@ const hasUserKeys = (data: SessionData.SessionData): boolean => {
 
 /** `withNow(f)` runs `f` with the current time of the fiber's `Clock`, in one operation (`Clock.currentTimeMillis` takes three). */
 const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.withFiberRuntime((fiber) => f(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()))
+  Effect.withFiberRuntime((fiber) =>
+    f(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+  )
 
 const storeFailure = (e: StoreError.StoreError): SessionError => sessionError("Store", e)
 
@@ -366,13 +371,16 @@ export class RequestSession implements SessionService {
   private boundSetExpiry: SessionService["setExpiry"] | undefined = undefined
 
   get get(): SessionService["get"] {
-    return this.boundGet ??= ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
-      this.getValue(key, schema)) as SessionService["get"]
+    return this.boundGet ??=
+      ((key: string, schema?: Schema.Schema<unknown, unknown, never>) => this.getValue(key, schema)) as SessionService[
+        "get"
+      ]
   }
 
   get insert(): SessionService["insert"] {
-    return this.boundInsert ??= ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) =>
-      this.insertValue(key, value, schema)) as SessionService["insert"]
+    return this.boundInsert ??=
+      ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) =>
+        this.insertValue(key, value, schema)) as SessionService["insert"]
   }
 
   get remove(): SessionService["remove"] {
@@ -383,7 +391,10 @@ export class RequestSession implements SessionService {
     return this.boundSetExpiry ??= (expiry: Expiry.Expiry) => this.setExpiryTo(expiry)
   }
 
-  private getValue(key: string, schema: Schema.Schema<unknown, unknown, never> | undefined): Effect.Effect<Option.Option<unknown>, SessionError> {
+  private getValue(
+    key: string,
+    schema: Schema.Schema<unknown, unknown, never> | undefined
+  ): Effect.Effect<Option.Option<unknown>, SessionError> {
     return this.whenLoaded(() => {
       if (key === META_KEY) return Effect.succeed(Option.none())
       const value = this.lookup(key)
@@ -432,8 +443,11 @@ export class RequestSession implements SessionService {
         const sliding = this.slidingMs(this.expiryOf(meta))
         if (sliding === undefined) return record.expiresAt
         const next = this.expiresAtOf(meta, now)
-        return record.expiresAt - now < this.refreshAfterMs(sliding) && next > record.expiresAt ? next : record.expiresAt
-      }))
+        return record.expiresAt - now < this.refreshAfterMs(sliding) && next > record.expiresAt
+          ? next
+          : record.expiresAt
+      })
+    )
   }
 
   private refreshAfterMs(slidingMs: number): number {
@@ -448,7 +462,11 @@ export class RequestSession implements SessionService {
   // writing
   // ---------------------------------------------------------------------------
 
-  private insertValue(key: string, value: unknown, schema: Schema.Schema<unknown, unknown, never> | undefined): Effect.Effect<void, SessionError> {
+  private insertValue(
+    key: string,
+    value: unknown,
+    schema: Schema.Schema<unknown, unknown, never> | undefined
+  ): Effect.Effect<void, SessionError> {
     if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
     return Effect.suspend(() => {
       if (schema === undefined) return this.setValue(key, value)
@@ -587,19 +605,25 @@ export class RequestSession implements SessionService {
   private createFresh(
     data: SessionData.SessionData,
     expiresAt: number
-  ): Effect.Effect<{ readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken }, StoreError.StoreError> {
+  ): Effect.Effect<
+    { readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken },
+    StoreError.StoreError
+  > {
     const attempt = (n: number): Effect.Effect<
       { readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken },
       StoreError.StoreError
     > =>
-      Effect.flatMap(SessionToken.generate, (token) =>
-        this.config.store.create({ id: SessionId.fromToken(token), data, expiresAt, version: 1 }).pipe(
-          Effect.map((record) => ({ record, token })),
-          Effect.catchIf(
-            (e) => e.reason === "Collision" && n + 1 < CREATE_ATTEMPTS,
-            () => attempt(n + 1)
+      Effect.flatMap(
+        SessionToken.generate,
+        (token) =>
+          this.config.store.create({ id: SessionId.fromToken(token), data, expiresAt, version: 1 }).pipe(
+            Effect.map((record) => ({ record, token })),
+            Effect.catchIf(
+              (e) => e.reason === "Collision" && n + 1 < CREATE_ATTEMPTS,
+              () => attempt(n + 1)
+            )
           )
-        ))
+      )
     const problem = this.sizeProblem(data, "create")
     return problem === undefined ? attempt(0) : Effect.fail(problem)
   }
@@ -652,7 +676,9 @@ export class RequestSession implements SessionService {
               Effect.flatMap((ms) => Effect.sleep(Duration.millis(Math.min(ms, Math.max(0, deadline - t))))),
               Effect.zipRight(store.load(base.id)),
               Effect.flatMap((latest) =>
-                Option.isNone(latest) ? Effect.succeed(GONE) : this.casSave(latest.value, snapshot, deadline, attempt + 1)
+                Option.isNone(latest)
+                  ? Effect.succeed(GONE)
+                  : this.casSave(latest.value, snapshot, deadline, attempt + 1)
               )
             )
           })
@@ -780,7 +806,12 @@ export class RequestSession implements SessionService {
   }
 
   /** `saved` takes in the outcome of a commit that wrote a change set onto `record`. */
-  private saved(outcome: SaveOutcome, record: SessionRecord.SessionRecord, snapshot: Snapshot, token: SessionToken.SessionToken): void {
+  private saved(
+    outcome: SaveOutcome,
+    record: SessionRecord.SessionRecord,
+    snapshot: Snapshot,
+    token: SessionToken.SessionToken
+  ): void {
     if (outcome._tag === "Gone") {
       this.ended()
       return
@@ -796,7 +827,12 @@ export class RequestSession implements SessionService {
     }
   }
 
-  private reissueNow(meta: Meta, record: SessionRecord.SessionRecord, now: number, token: SessionToken.SessionToken): void {
+  private reissueNow(
+    meta: Meta,
+    record: SessionRecord.SessionRecord,
+    now: number,
+    token: SessionToken.SessionToken
+  ): void {
     if (this.reissue) {
       this.setCookie(meta, record.expiresAt, now, token)
       this.reissue = false
