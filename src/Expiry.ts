@@ -167,7 +167,10 @@ export const ExpiryFromJson: Schema.Schema<Expiry, typeof ExpiryJson.Encoded> = 
         case "OnSessionEnd":
           return { _tag: "OnSessionEnd" as const }
         case "OnInactivity":
-          return { _tag: "OnInactivity" as const, duration: Math.max(0, Math.floor(Duration.toMillis(expiry.duration))) }
+          return {
+            _tag: "OnInactivity" as const,
+            duration: Math.max(0, Math.floor(Duration.toMillis(expiry.duration)))
+          }
         case "AtDateTime":
           return { _tag: "AtDateTime" as const, at: Math.floor(expiry.at) }
       }

@@ -183,8 +183,9 @@ export const id: Effect.Effect<Option.Option<SessionId>, SessionError, Session> 
 export const get: {
   (key: string): Effect.Effect<Option.Option<SessionData.JsonValue>, SessionError, Session>
   <A, I>(key: string, schema: Schema.Schema<A, I, never>): Effect.Effect<Option.Option<A>, SessionError, Session>
-} = ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
-  Effect.flatMap(Session, (s) => schema === undefined ? s.get(key) : s.get(key, schema))) as never
+} =
+  ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
+    Effect.flatMap(Session, (s) => schema === undefined ? s.get(key) : s.get(key, schema))) as never
 
 /**
  * `insert(key, value)` / `insert(key, value, schema)` sets a value of the current session.

@@ -180,7 +180,9 @@ const positiveMillis = (
     return Either.left(`session ${name} must be a finite duration`)
   }
   const ms = Duration.toMillis(decoded.value)
-  if (ms < 0 || (!allowZero && ms === 0)) return Either.left(`session ${name} must be ${allowZero ? "zero or more" : "positive"}`)
+  if (ms < 0 || (!allowZero && ms === 0)) {
+    return Either.left(`session ${name} must be ${allowZero ? "zero or more" : "positive"}`)
+  }
   return Either.right(ms)
 }
 
@@ -302,8 +304,9 @@ export const layer = (options?: Options): Layer.Layer<SessionMiddleware, Session
  *
  * @since 0.1.0
  */
-export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session> | SessionMiddleware> =>
-  Effect.flatMap(SessionMiddleware, (s) => s.apply(app))
+export const middleware = <E, R>(
+  app: HttpApp.Default<E, R>
+): HttpApp.Default<E, Exclude<R, Session> | SessionMiddleware> => Effect.flatMap(SessionMiddleware, (s) => s.apply(app))
 
 /**
  * `layerRouter` is the `HttpLayerRouter` middleware providing `Session` to the routes it is provided to.
@@ -321,10 +324,12 @@ export const layerRouter = (options?: Options) =>
  *
  * @since 0.1.0
  */
-export class HttpApiSession extends HttpApiMiddleware.Tag<HttpApiSession>()("effect-sessions/SessionMiddleware/HttpApiSession", {
-  provides: Session,
-  failure: SessionError
-}) {}
+export class HttpApiSession
+  extends HttpApiMiddleware.Tag<HttpApiSession>()("effect-sessions/SessionMiddleware/HttpApiSession", {
+    provides: Session,
+    failure: SessionError
+  })
+{}
 
 /**
  * `layerHttpApi` implements `HttpApiSession`: each request gets its `Session`, committed by the same

@@ -2,10 +2,10 @@
  * `cycleId` as a compare-and-set move, observed through real HTTP servers over a counted MemoryStore:
  * requests racing a slow login are forced into each interleaving with gates the handlers wait on.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option } from "effect"
 import { MemoryStore, Session, SessionId, SessionMiddleware, SessionStore, type SessionToken } from "effect-sessions"
 import { counting, type Probe } from "./support/countingStore.js"
@@ -257,7 +257,10 @@ describe("cycleId is a compare-and-set move", () => {
   it.live("rotateCsrfOnCycle: the CSRF secret is dropped by a move, unless the option keeps it", () =>
     Effect.gen(function*() {
       const csrfRoutes = HttpRouter.empty.pipe(
-        HttpRouter.post("/csrf", Effect.as(Session.insert("effect-sessions:csrf", "s".repeat(43)), HttpServerResponse.text("ok"))),
+        HttpRouter.post(
+          "/csrf",
+          Effect.as(Session.insert("effect-sessions:csrf", "s".repeat(43)), HttpServerResponse.text("ok"))
+        ),
         HttpRouter.post("/login", Effect.as(Session.cycleId, HttpServerResponse.text("ok")))
       )
       for (const [options, kept] of [[undefined, false], [{ rotateCsrfOnCycle: false }, true]] as const) {
@@ -273,6 +276,3 @@ describe("cycleId is a compare-and-set move", () => {
       }
     }).pipe(Effect.scoped, Effect.provide(MemoryStore.layer())))
 })
-
-
-

@@ -26,7 +26,11 @@ const data = (fields: Record<string, SessionData.JsonValue>, meta: Session.Metad
     [Session.META_KEY]: Schema.encodeSync(Session.Metadata)(meta)
   }) as SessionData.SessionData
 
-const record = (fields: Record<string, SessionData.JsonValue>, expiresAt = NOW + 59 * MINUTE, version = 3): SessionRecord.SessionRecord => ({
+const record = (
+  fields: Record<string, SessionData.JsonValue>,
+  expiresAt = NOW + 59 * MINUTE,
+  version = 3
+): SessionRecord.SessionRecord => ({
   id: ID,
   data: data(fields),
   expiresAt,
@@ -96,7 +100,13 @@ describe("the commit plan", () => {
 
   it("clear drops every key; remove drops one", () => {
     const base = record({ a: 1, b: 2 })
-    const cleared = Plan.decide(live(base), changes({ cleared: true, changes: set({ c: 3 }) }), NOW, rules(), withCookie)
+    const cleared = Plan.decide(
+      live(base),
+      changes({ cleared: true, changes: set({ c: 3 }) }),
+      NOW,
+      rules(),
+      withCookie
+    )
     assert.strictEqual(cleared.write._tag, "Save")
     if (cleared.write._tag === "Save") assert.deepStrictEqual(userData(cleared.write.record.data), { c: 3 })
     const one = Plan.decide(live(base), changes({ changes: removed("a") }), NOW, rules(), withCookie)
@@ -106,7 +116,13 @@ describe("the commit plan", () => {
 
   it("cycleId is a Move: the data under a fresh token, the old record a tombstone at the same version, for the grace window", () => {
     const base = record({ user: "ada", "effect-sessions:csrf": "s" })
-    const plan = Plan.decide(live(base), changes({ cycle: true, changes: set({ role: "admin" }) }), NOW, rules(), withCookie)
+    const plan = Plan.decide(
+      live(base),
+      changes({ cycle: true, changes: set({ role: "admin" }) }),
+      NOW,
+      rules(),
+      withCookie
+    )
     assert.strictEqual(plan.write._tag, "Move")
     if (plan.write._tag !== "Move") return
     assert.deepStrictEqual(userData(plan.write.data), { user: "ada", role: "admin" }, "the CSRF secret is rotated")
@@ -132,7 +148,12 @@ describe("the commit plan", () => {
   })
 
   it("a moved session (old token inside the grace window): nothing written, no cookie, whatever the request did", () => {
-    const moved = Plan.classify({ id: ID, data: data({}, { createdAt: NOW - MINUTE, movedAt: NOW - 1_000 }), expiresAt: NOW + 9_000, version: 4 })
+    const moved = Plan.classify({
+      id: ID,
+      data: data({}, { createdAt: NOW - MINUTE, movedAt: NOW - 1_000 }),
+      expiresAt: NOW + 9_000,
+      version: 4
+    })
     assert.strictEqual(moved._tag, "Moved")
     for (
       const c of [
@@ -156,7 +177,9 @@ describe("the commit plan", () => {
     assert.strictEqual(fresh.write._tag, "Create")
     if (fresh.write._tag === "Create") assert.deepStrictEqual(userData(fresh.write.data), { b: 2 })
     // a cookie that reached nothing is removed too; without a cookie there is nothing to remove
-    assert.deepStrictEqual(Plan.decide(ABSENT, changes({ flushed: true }), NOW, rules(), withCookie).cookie, { _tag: "Remove" })
+    assert.deepStrictEqual(Plan.decide(ABSENT, changes({ flushed: true }), NOW, rules(), withCookie).cookie, {
+      _tag: "Remove"
+    })
     assert.isTrue(Plan.isNothing(Plan.decide(ABSENT, changes({ flushed: true }), NOW, rules(), cookieless)))
   })
 
@@ -172,14 +195,19 @@ describe("the commit plan", () => {
     assert.strictEqual(plan.write.record.data, old.data)
     assert.deepStrictEqual(plan.cookie, { _tag: "Set", maxAge: 3600 })
     // an explicit refreshAfter
-    assert.isTrue(Plan.isNothing(Plan.decide(live(old), Plan.NO_CHANGES, NOW, rules({ refreshAfterMs: 10 * MINUTE }), withCookie)))
+    assert.isTrue(
+      Plan.isNothing(Plan.decide(live(old), Plan.NO_CHANGES, NOW, rules({ refreshAfterMs: 10 * MINUTE }), withCookie))
+    )
   })
 
   it("OnSessionEnd: refreshed without a cookie (a browser-session cookie), unless it must be re-issued", () => {
     const r = rules({ expiry: Expiry.OnSessionEnd, sessionEndLifetimeMs: 60 * MINUTE })
     const old = record({ a: 1 }, NOW + 10 * MINUTE)
     assert.deepStrictEqual(Plan.decide(live(old), Plan.NO_CHANGES, NOW, r, withCookie).cookie, { _tag: "None" })
-    assert.deepStrictEqual(Plan.decide(live(old), Plan.NO_CHANGES, NOW, r, reissued).cookie, { _tag: "Set", maxAge: undefined })
+    assert.deepStrictEqual(Plan.decide(live(old), Plan.NO_CHANGES, NOW, r, reissued).cookie, {
+      _tag: "Set",
+      maxAge: undefined
+    })
   })
 
   it("AtDateTime never moves: a write sends no cookie, a read never refreshes", () => {
@@ -200,12 +228,24 @@ describe("the commit plan", () => {
 
   it("setExpiry is persisted, sends the cookie, and the same expiry again is no change", () => {
     const base = record({ a: 1 })
-    const plan = Plan.decide(live(base), changes({ expiry: Expiry.OnInactivity("5 minutes") }), NOW, rules(), withCookie)
+    const plan = Plan.decide(
+      live(base),
+      changes({ expiry: Expiry.OnInactivity("5 minutes") }),
+      NOW,
+      rules(),
+      withCookie
+    )
     if (plan.write._tag !== "Save") return assert.fail("expected a Save")
     assert.deepStrictEqual(Plan.readMeta(plan.write.record.data).expiry, Expiry.OnInactivity("5 minutes"))
     assert.deepStrictEqual(plan.cookie, { _tag: "Set", maxAge: 300 })
     const stored = { ...base, data: plan.write.record.data }
-    const again = Plan.decide(live(stored), changes({ expiry: Expiry.OnInactivity("5 minutes") }), NOW, rules(), withCookie)
+    const again = Plan.decide(
+      live(stored),
+      changes({ expiry: Expiry.OnInactivity("5 minutes") }),
+      NOW,
+      rules(),
+      withCookie
+    )
     assert.notStrictEqual(again.write._tag, "Save")
   })
 
@@ -220,7 +260,12 @@ describe("the commit plan", () => {
   })
 
   it("malformed metadata reads as none, never as a moved session", () => {
-    const odd = { id: ID, data: Object.assign(Object.create(null), { a: 1, [Session.META_KEY]: { movedAt: "yesterday" } }), expiresAt: NOW + MINUTE, version: 1 }
+    const odd = {
+      id: ID,
+      data: Object.assign(Object.create(null), { a: 1, [Session.META_KEY]: { movedAt: "yesterday" } }),
+      expiresAt: NOW + MINUTE,
+      version: 1
+    }
     assert.strictEqual(Plan.classify(odd)._tag, "Live")
     assert.deepStrictEqual(Plan.readMeta(odd.data), {})
   })

@@ -71,7 +71,10 @@ const createFresh = (
   runner: Runner,
   data: SessionData.SessionData,
   expiresAt: number
-): Effect.Effect<{ readonly record: SessionRecord; readonly token: SessionToken.SessionToken }, StoreError.StoreError> => {
+): Effect.Effect<
+  { readonly record: SessionRecord; readonly token: SessionToken.SessionToken },
+  StoreError.StoreError
+> => {
   const problem = sizeProblem(runner, data, "create")
   if (problem !== undefined) return Effect.fail(problem)
   const attempt = (n: number): Effect.Effect<
@@ -92,7 +95,9 @@ const discard = (runner: Runner, id: SessionId.SessionId): Effect.Effect<void> =
   Effect.catchAll(
     runner.store.delete(id),
     (e) =>
-      Effect.logWarning("effect-sessions: a record made for a cancelled cycleId could not be deleted; it is unreachable").pipe(
+      Effect.logWarning(
+        "effect-sessions: a record made for a cancelled cycleId could not be deleted; it is unreachable"
+      ).pipe(
         Effect.annotateLogs({ reason: e.reason, method: e.method })
       )
   )
@@ -138,7 +143,15 @@ export const run = (
             ? Effect.clockWith((clock) => {
               const t = clock.unsafeCurrentTimeMillis()
               const nextBase = Plan.classify(latest)
-              return cas(runner, runner.decide(nextBase, changes, t, runner, incoming), nextBase, changes, incoming, t + runner.mergeDeadlineMs, 0)
+              return cas(
+                runner,
+                runner.decide(nextBase, changes, t, runner, incoming),
+                nextBase,
+                changes,
+                incoming,
+                t + runner.mergeDeadlineMs,
+                0
+              )
             })
             : cas(runner, plan, base, changes, incoming, now + runner.mergeDeadlineMs, 0)
           return Effect.map(attempt, (outcome) => {
@@ -176,7 +189,15 @@ const cas = (
           return Effect.clockWith((c) => {
             const at = c.unsafeCurrentTimeMillis()
             const next = Plan.classify(found.value)
-            return cas(runner, runner.decide(next, changes, at, runner, incoming), next, changes, incoming, deadline, attempt + 1)
+            return cas(
+              runner,
+              runner.decide(next, changes, at, runner, incoming),
+              next,
+              changes,
+              incoming,
+              deadline,
+              attempt + 1
+            )
           })
         })
       )
@@ -206,27 +227,30 @@ const cas = (
       })
     }
     case "Move":
-      return Effect.flatMap(createFresh(runner, write.data, write.expiresAt), (created) =>
-        Effect.matchEffect(runner.store.save(write.tombstone), {
-          // The old record is the tombstone now: the session's next commit in this process starts from it.
-          onSuccess: (tombstone) => {
-            return Effect.succeed<Outcome>({
-              base: live(created.record),
-              token: created.token,
-              cookie: plan.cookie,
-              locked: tombstone
-            })
-          },
-          onFailure: (e) =>
-            Effect.zipRight(
-              discard(runner, created.record.id),
-              e.reason === "Gone"
-                ? Effect.succeed(GONE_OUTCOME)
-                : e.reason === "Conflict"
-                ? retry(e, write.tombstone.id)
-                : Effect.fail(e)
-            )
-        }))
+      return Effect.flatMap(
+        createFresh(runner, write.data, write.expiresAt),
+        (created) =>
+          Effect.matchEffect(runner.store.save(write.tombstone), {
+            // The old record is the tombstone now: the session's next commit in this process starts from it.
+            onSuccess: (tombstone) => {
+              return Effect.succeed<Outcome>({
+                base: live(created.record),
+                token: created.token,
+                cookie: plan.cookie,
+                locked: tombstone
+              })
+            },
+            onFailure: (e) =>
+              Effect.zipRight(
+                discard(runner, created.record.id),
+                e.reason === "Gone"
+                  ? Effect.succeed(GONE_OUTCOME)
+                  : e.reason === "Conflict"
+                  ? retry(e, write.tombstone.id)
+                  : Effect.fail(e)
+              )
+          })
+      )
     case "None":
       return Effect.succeed(done(plan, base))
     case "End":

@@ -24,7 +24,10 @@ export class CommitLocks {
   private readonly entries = new Map<SessionId.SessionId, LockEntry>()
 
   /** `with(id, f)` runs `f` holding the lock of session `id`; `waited` tells whether it had to wait for it. */
-  with<A, E>(id: SessionId.SessionId, f: (entry: LockEntry, waited: boolean) => Effect.Effect<A, E>): Effect.Effect<A, E> {
+  with<A, E>(
+    id: SessionId.SessionId,
+    f: (entry: LockEntry, waited: boolean) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E> {
     let entry: LockEntry | undefined
     return Mutex.withLockOf(() => {
       entry = this.entries.get(id)
@@ -47,4 +50,3 @@ export class CommitLocks {
     return this.entries.size
   }
 }
-

@@ -151,7 +151,9 @@ const withMeta = (data: Record<string, SessionData.JsonValue>, meta: Metadata): 
 export const expiresAt = (meta: Metadata, now: number, rules: Rules): number =>
   Expiry.expiresAt(meta.expiry ?? rules.expiry, now, {
     sessionEndLifetime: rules.sessionEndLifetimeMs,
-    absoluteDeadline: rules.absoluteLifetimeMs === undefined ? undefined : (meta.createdAt ?? now) + rules.absoluteLifetimeMs
+    absoluteDeadline: rules.absoluteLifetimeMs === undefined
+      ? undefined
+      : (meta.createdAt ?? now) + rules.absoluteLifetimeMs
   })
 
 /** The lifetime a sliding expiry slides by, or `undefined` for a fixed one. */
@@ -182,7 +184,7 @@ const setCookie = (meta: Metadata, at: number, now: number, rules: Rules): Cooki
 
 const userKeys = (data: SessionData.SessionData | undefined): number => {
   let n = 0
-  if (data !== undefined) for (const k in data) if (k !== META_KEY) n++
+  if (data !== undefined) { for (const k in data) if (k !== META_KEY) n++ }
   return n
 }
 
@@ -196,7 +198,7 @@ export const merge = (
 ): { readonly data: Record<string, SessionData.JsonValue>; readonly changed: boolean } => {
   const out: Record<string, SessionData.JsonValue> = Object.create(null)
   const keep = base !== undefined && !changes.cleared
-  if (keep) for (const k in base) if (k !== META_KEY) out[k] = base[k]
+  if (keep) { for (const k in base) if (k !== META_KEY) out[k] = base[k] }
   let changed = false
   for (const [k, c] of changes.changes) {
     if (c.op === "set") {
@@ -220,7 +222,13 @@ export const merge = (
 }
 
 /** The plan for a request whose token reaches no live session. */
-const fresh = (changes: ChangeSet, now: number, rules: Rules, end: SessionId | undefined, removeCookie: boolean): Plan => {
+const fresh = (
+  changes: ChangeSet,
+  now: number,
+  rules: Rules,
+  end: SessionId | undefined,
+  removeCookie: boolean
+): Plan => {
   const { data } = merge(undefined, changes)
   const meta = metaOf(now, changes.expiry)
   const at = expiresAt(meta, now, rules)
@@ -228,7 +236,11 @@ const fresh = (changes: ChangeSet, now: number, rules: Rules, end: SessionId | u
     // An empty session that was never stored is never stored and sets no cookie.
     return end === undefined && !removeCookie ? NOTHING : { end, write: { _tag: "None" }, cookie: REMOVE_COOKIE }
   }
-  return { end, write: { _tag: "Create", data: withMeta(data, meta), expiresAt: at }, cookie: setCookie(meta, at, now, rules) }
+  return {
+    end,
+    write: { _tag: "Create", data: withMeta(data, meta), expiresAt: at },
+    cookie: setCookie(meta, at, now, rules)
+  }
 }
 
 /**

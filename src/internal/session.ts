@@ -21,7 +21,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Signer } from "../CookieSigner.js"
 import type * as Expiry from "../Expiry.js"
-import { META_KEY, type Service as SessionService, sessionError, type SessionError } from "../Session.js"
+import { META_KEY, type Service as SessionService, type SessionError, sessionError } from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import * as SessionId from "../SessionId.js"
 import * as SessionToken from "../SessionToken.js"
@@ -218,13 +218,16 @@ export class RequestSession implements SessionService {
   private boundSetExpiry: SessionService["setExpiry"] | undefined = undefined
 
   get get(): SessionService["get"] {
-    return this.boundGet ??= ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
-      this.getValue(key, schema)) as SessionService["get"]
+    return this.boundGet ??=
+      ((key: string, schema?: Schema.Schema<unknown, unknown, never>) => this.getValue(key, schema)) as SessionService[
+        "get"
+      ]
   }
 
   get insert(): SessionService["insert"] {
-    return this.boundInsert ??= ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) =>
-      this.insertValue(key, value, schema)) as SessionService["insert"]
+    return this.boundInsert ??=
+      ((key: string, value: unknown, schema?: Schema.Schema<unknown, unknown, never>) =>
+        this.insertValue(key, value, schema)) as SessionService["insert"]
   }
 
   get remove(): SessionService["remove"] {
@@ -261,7 +264,7 @@ export class RequestSession implements SessionService {
   private currentKeys(): Array<string> {
     const out = new Set<string>()
     const data = this.storedData()
-    if (data !== undefined) for (const k of Object.keys(data)) if (k !== META_KEY) out.add(k)
+    if (data !== undefined) { for (const k of Object.keys(data)) if (k !== META_KEY) out.add(k) }
     for (const [k, c] of this.changes) {
       if (c.op === "set") out.add(k)
       else out.delete(k)
@@ -437,7 +440,10 @@ export class RequestSession implements SessionService {
       this.resolveToken()
       if (!this.reissue) return Effect.void
     }
-    return Effect.flatMap(this.load(), () => Effect.clockWith((clock) => this.commitAt(clock.unsafeCurrentTimeMillis())))
+    return Effect.flatMap(
+      this.load(),
+      () => Effect.clockWith((clock) => this.commitAt(clock.unsafeCurrentTimeMillis()))
+    )
   }
 
   /** `commitAt` decides the commit at `now` and runs it; a plan with nothing to write takes no effect at all. */
@@ -450,8 +456,10 @@ export class RequestSession implements SessionService {
       this.takeIn({ base, token: undefined, cookie: plan.cookie }, snapshot)
       return Effect.void
     }
-    return Effect.map(Commit.run(this.config, plan, base, snapshot, now, incoming), (outcome) =>
-      this.takeIn(outcome, snapshot))
+    return Effect.map(
+      Commit.run(this.config, plan, base, snapshot, now, incoming),
+      (outcome) => this.takeIn(outcome, snapshot)
+    )
   }
 
   // ---------------------------------------------------------------------------
