@@ -1,9 +1,9 @@
 /**
  * CSRF protection observed through a real HTTP server: tokens, the Origin / Sec-Fetch-Site check, the 403.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema } from "effect"
 import { Csrf, MemoryStore, Session, SessionMiddleware } from "effect-sessions"
 import { type Client, makeClient, serve } from "./support/http.js"
@@ -104,7 +104,11 @@ describe("Csrf middleware", () => {
             form({ _csrf: flipped }, { origin: url }),
             form({ _csrf: token.slice(0, 43) }, { origin: url }),
             { method: "POST", headers: { origin: url, "x-csrf-token": "nonsense" } },
-            { method: "POST", headers: { origin: url, "content-type": "application/json" }, body: `{"_csrf":"${token}"}` }
+            {
+              method: "POST",
+              headers: { origin: url, "content-type": "application/json" },
+              body: `{"_csrf":"${token}"}`
+            }
           ]
         ) {
           assertRefused(yield* client.request("/action", init))
@@ -170,7 +174,10 @@ describe("Csrf middleware", () => {
         assert.strictEqual((yield* client.request("/action", listed)).status, 200)
         assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: url })))
         assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: "http://app.example" })))
-        assert.strictEqual((yield* client.request("/action", form({ _csrf: token }, { "sec-fetch-site": "same-origin" }))).status, 200)
+        assert.strictEqual(
+          (yield* client.request("/action", form({ _csrf: token }, { "sec-fetch-site": "same-origin" }))).status,
+          200
+        )
       })))
 
   it.live("requireToken: false relies on the origin check and refuses requests that give no signal", () =>

@@ -56,9 +56,11 @@ describe("SessionData", () => {
       ["a symbol", { s: Symbol(SECRET) }, /not JSON/],
       ["a Date", { d: new Date() }, /not a plain object/],
       ["a Map", { m: new Map([[SECRET, SECRET]]) }, /not a plain object/],
-      ["a class instance", { c: new (class Secretive {
-        v = SECRET
-      })() }, /not a plain object/],
+      ["a class instance", {
+        c: new (class Secretive {
+          v = SECRET
+        })()
+      }, /not a plain object/],
       ["a symbol key", { [Symbol(SECRET)]: 1 }, /symbol keys/],
       ["an array at the top", [SECRET], /not an object/],
       ["null at the top", null, /not an object/],
@@ -121,7 +123,8 @@ describe("SessionData", () => {
     })
 
     it("decode keeps __proto__ keys as data at every level, in null-prototype objects, and pollutes nothing", () => {
-      const json = `{"__proto__":{"polluted":"yes"},"a":{"__proto__":{"polluted":"yes"}},"l":[{"__proto__":{"polluted":"yes"}}]}`
+      const json =
+        `{"__proto__":{"polluted":"yes"},"a":{"__proto__":{"polluted":"yes"}},"l":[{"__proto__":{"polluted":"yes"}}]}`
       const decoded = SessionData.decode(json)
       assert.isTrue(Either.isRight(decoded))
       if (Either.isLeft(decoded)) return
@@ -165,7 +168,9 @@ describe("SessionData", () => {
 
   describe("equals", () => {
     it("ignores key order and prototypes, not values, array order or types", () => {
-      assert.isTrue(SessionData.equals({ a: 1, b: { c: [1, 2] } }, SessionData.fromEntries([["b", { c: [1, 2] }], ["a", 1]])))
+      assert.isTrue(
+        SessionData.equals({ a: 1, b: { c: [1, 2] } }, SessionData.fromEntries([["b", { c: [1, 2] }], ["a", 1]]))
+      )
       assert.isFalse(SessionData.equals({ a: [1, 2] }, { a: [2, 1] }))
       assert.isFalse(SessionData.equals({ a: 1 }, { a: "1" }))
       assert.isFalse(SessionData.equals({ a: 1 }, { a: 1, b: undefined }))

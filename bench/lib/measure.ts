@@ -75,7 +75,9 @@ export const runStandalone = async (
   label: string,
   goal: number,
   /** More ratios printed each round, with no target. */
-  also: ReadonlyArray<{ readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }> = [],
+  also: ReadonlyArray<
+    { readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }
+  > = [],
   /** Started before each workload; what its result gives at the end is appended to the workload's row. */
   probe?: () => Promise<(operations: number) => Promise<string>>
 ): Promise<void> => {
@@ -110,7 +112,9 @@ export const runStandalone = async (
     }
   }
   const sorted = [...ratios].sort((x, y) => x - y)
-  if (sorted.length > 0) console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
+  if (sorted.length > 0) {
+    console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
+  }
 }
 
 /** The mixed ops/s of the row named `ours` over the raw row of `backend`, from the rows of one run. */

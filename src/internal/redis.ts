@@ -9,8 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type { Redis } from "ioredis"
 import * as SessionData from "../SessionData.js"
-import type * as SessionRecord from "../SessionRecord.js"
 import type { SessionId } from "../SessionId.js"
+import type * as SessionRecord from "../SessionRecord.js"
 import * as StoreError from "../StoreError.js"
 
 /** Longest possible head: 16 digits, `:`, a sign and 16 digits, `:`. `GETRANGE 0 40` always covers it. */
@@ -125,7 +125,11 @@ const clientCode = (message: string): string | undefined => {
 
 /** The `Unavailable` error of an operation that outlived its deadline. */
 export const deadlineError = (method: StoreError.Method): StoreError.StoreError =>
-  StoreError.make("Unavailable", method, new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined }))
+  StoreError.make(
+    "Unavailable",
+    method,
+    new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined })
+  )
 
 /** Longest span of start times that share one timer. */
 const MAX_WINDOW_MS = 10
