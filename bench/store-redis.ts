@@ -105,7 +105,9 @@ const serverCounters = async (client: Redis): Promise<ServerCounters> => {
   const info = await client.info("cpu") + await client.info("commandstats")
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? 0)
   const commands = new Map<string, readonly [number, number]>()
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) commands.set(m[1], [Number(m[2]), Number(m[3])])
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    commands.set(m[1], [Number(m[2]), Number(m[3])])
+  }
   return { cpu: (field("used_cpu_user") + field("used_cpu_sys")) * 1e6, commands }
 }
 
@@ -116,7 +118,9 @@ const serverProbe = (client: Redis) => async () => {
     const after = await serverCounters(client)
     const busy = [...after.commands].flatMap(([name, [calls, usec]]) => {
       const [calls0, usec0] = before.commands.get(name) ?? [0, 0]
-      return calls - calls0 > 1_000 ? [`${name} ${calls - calls0}x${((usec - usec0) / (calls - calls0)).toFixed(2)}`] : []
+      return calls - calls0 > 1_000
+        ? [`${name} ${calls - calls0}x${((usec - usec0) / (calls - calls0)).toFixed(2)}`]
+        : []
     })
     return `server ${((after.cpu - before.cpu) / operations).toFixed(1).padStart(5)} us/op (${busy.join(", ")})`
   }

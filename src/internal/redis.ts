@@ -46,7 +46,11 @@ const NO_HEAD = new Malformed("stored value has no version:expiresAt head")
  * when it has expired at `now` (its JSON never parsed), or the rule it breaks. The live record is returned bare,
  * not wrapped, since this runs on every load.
  */
-export const decodeValue = (id: SessionId, value: string, now: number): SessionRecord.SessionRecord | undefined | Malformed => {
+export const decodeValue = (
+  id: SessionId,
+  value: string,
+  now: number
+): SessionRecord.SessionRecord | undefined | Malformed => {
   const first = value.indexOf(":")
   const second = first < 0 ? -1 : value.indexOf(":", first + 1)
   const version = first < 0 ? undefined : parseInteger(value, 0, first)
@@ -237,7 +241,7 @@ export const toStoreError = (method: StoreError.Method, error: unknown): StoreEr
  * socket and the end of the tick uncorks it, so the commands of one tick leave in one write, as with ioredis's
  * auto-pipelining, without the pipeline object and the extra promises per command that auto-pipelining costs.
  */
-export const writeBatcher = (client: Redis): (() => void) => {
+export const writeBatcher = (client: Redis): () => void => {
   let corked: Redis["stream"] | undefined
   const flush = () => {
     const stream = corked
