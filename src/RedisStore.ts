@@ -14,8 +14,9 @@
  * operation: during an outage (server down or frozen) each operation fails with `Unavailable` within the
  * command timeout instead of waiting, and no write is replayed later behind the app's back. A write that
  * timed out on a frozen server had been sent: it may still be applied when the server resumes. These
- * connections auto-pipeline (commands issued together go out in one write), reconnect on their own and are
- * closed when the layer's scope ends.
+ * connections batch writes (commands issued in one turn of the event loop go out in one write: on a standalone
+ * connection the store holds the socket's writes until the end of the turn, on a Cluster ioredis auto-pipelines),
+ * reconnect on their own and are closed when the layer's scope ends.
  *
  * @example
  * ```ts
@@ -379,7 +380,8 @@ const open = <C extends Client>(
 
 /**
  * `connect` opens a standalone connection with the store's fail-fast settings, closed when the scope ends.
- * It fails with `Unavailable` (method `connect`) when Redis cannot be reached.
+ * It fails with `Unavailable` (method `connect`) when Redis cannot be reached. Its ioredis auto-pipelining is
+ * off: with `autoPipelining`, a store made over it batches the writes of each turn itself.
  *
  * @since 0.1.0
  */
