@@ -7,8 +7,8 @@
  *
  * `npx tsx bench/ops.ts` (`OPS_REQUESTS` requests per row, default 2,000).
  */
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -79,7 +79,12 @@ const row = async (name: string, sessions: boolean, route: "count" | "read") => 
   const used = process.cpuUsage(cpu)
   const perRequest = ops / requests
   await server.close()
-  return { name, route, opsPerRequest: Math.round(perRequest * 10) / 10, cpuMicros: Math.round((used.user + used.system) / requests) }
+  return {
+    name,
+    route,
+    opsPerRequest: Math.round(perRequest * 10) / 10,
+    cpuMicros: Math.round((used.user + used.system) / requests)
+  }
 }
 
 const rows = [

@@ -183,9 +183,9 @@ if (levels.has("http")) {
           const key = `${route} ${v.id}`
           httpRuns.set(key, [...(httpRuns.get(key) ?? []), r])
           const writes = r.storeWrites !== undefined ? `, ${fmt(r.storeWrites)} store writes` : ""
-          return `${fmt(r.requestsPerSec)} req/s, ${fmt(r.serverCpuMicrosPerRequest)} µs server CPU/req, p99 ${r.p99Ms} ms${writes}${
-            r.valid ? "" : `, VOID: ${r.voidReason}`
-          }`
+          return `${fmt(r.requestsPerSec)} req/s, ${
+            fmt(r.serverCpuMicrosPerRequest)
+          } µs server CPU/req, p99 ${r.p99Ms} ms${writes}${r.valid ? "" : `, VOID: ${r.voidReason}`}`
         }
       })
     }
@@ -202,7 +202,10 @@ const medianRow = (runs: ReadonlyArray<HttpRow>): HttpRow => {
     requestsPerSec: rps[Math.floor((rps.length - 1) / 2)],
     valid: runs.every((r) => r.valid),
     voidReason: runs.find((r) => !r.valid)?.voidReason,
-    rounds: runs.map((r) => ({ requestsPerSec: r.requestsPerSec, serverCpuMicrosPerRequest: r.serverCpuMicrosPerRequest }))
+    rounds: runs.map((r) => ({
+      requestsPerSec: r.requestsPerSec,
+      serverCpuMicrosPerRequest: r.serverCpuMicrosPerRequest
+    }))
   }
 }
 
@@ -314,7 +317,14 @@ const targets = (): Array<Target> => {
   out.push(
     ratioTarget("Effect + SqlStore(Postgres) / Effect without sessions", httpRow("count", "effect-pg"), none, 0.35)
   )
-  out.push(sessionLayerCpu(httpRow("count", "effect-memory"), none, httpRow("count", "express-memory"), httpRow("count", "express-none")))
+  out.push(
+    sessionLayerCpu(
+      httpRow("count", "effect-memory"),
+      none,
+      httpRow("count", "express-memory"),
+      httpRow("count", "express-none")
+    )
+  )
   const read = httpRow("read", "effect-memory")
   out.push(
     read === undefined || none === undefined
@@ -404,7 +414,9 @@ const table = (results: Results): string => {
         [
           `server CPU ${fmt(r.serverCpuMicrosPerRequest)} µs/req`,
           r.rounds !== undefined && r.rounds.length > 1
-            ? `rounds ${r.rounds.map((x) => `${fmt(x.requestsPerSec)} req/s ${fmt(x.serverCpuMicrosPerRequest)} µs`).join(" | ")}`
+            ? `rounds ${
+              r.rounds.map((x) => `${fmt(x.requestsPerSec)} req/s ${fmt(x.serverCpuMicrosPerRequest)} µs`).join(" | ")
+            }`
             : "",
           r.valid ? (r.store === "none" ? "" : "counters ok") : `VOID: ${r.voidReason}`,
           r.storeWrites !== undefined ? `${fmt(r.storeWrites)} writes / ${fmt(r.requests)} req` : ""

@@ -48,7 +48,9 @@ export interface HttpRow {
    */
   readonly serverCpuMicrosPerRequest: number
   /** Every round of an interleaved run (the row itself is the median round). */
-  readonly rounds?: ReadonlyArray<{ readonly requestsPerSec: number; readonly serverCpuMicrosPerRequest: number }> | undefined
+  readonly rounds?:
+    | ReadonlyArray<{ readonly requestsPerSec: number; readonly serverCpuMicrosPerRequest: number }>
+    | undefined
 }
 
 export interface MemoryRow {
