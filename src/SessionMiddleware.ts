@@ -69,28 +69,7 @@ import { SessionStore } from "./SessionStore.js"
  *
  * @since 0.1.0
  */
-export interface CookieOptions {
-  /** Cookie name. Default `"__Host-session"` (the prefix stops cookie tossing from sibling subdomains). */
-  readonly name?: string | undefined
-  /** Default `"/"`; a `__Host-` cookie requires `"/"`. */
-  readonly path?: string | undefined
-  /**
-   * Default none (host-only). A `__Host-` cookie must not have one.
-   * Warning: a domain shares the session with every subdomain.
-   */
-  readonly domain?: string | undefined
-  /**
-   * Default `true`. Browsers accept `Secure` cookies on http://localhost and http://127.0.0.1.
-   * Warning: `false` sends the token in clear over plain HTTP.
-   */
-  readonly secure?: boolean | undefined
-  /** Default `true`. Warning: `false` lets page scripts (and any XSS) read the token. */
-  readonly httpOnly?: boolean | undefined
-  /** Default `"lax"`. `"none"` requires `secure`; OAuth `form_post` callbacks need it on their route. */
-  readonly sameSite?: "lax" | "strict" | "none" | undefined
-  /** Default `false` (CHIPS). Requires `secure`. */
-  readonly partitioned?: boolean | undefined
-}
+export interface CookieOptions extends internalCookie.CookieOptions {}
 
 /**
  * Options of the middleware; every field is optional.
@@ -224,7 +203,7 @@ const resolveConfig = (
 const fromConfig = (config: internal.Config): Service => {
   const cookieName = config.cookie.name
   const session = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
-    const state = new internal.RequestSession(config, request.cookies[cookieName])
+    const state = new internal.RequestSession(config, internalCookie.sessionCookieValues(request.headers["cookie"], cookieName))
     return state
   })
   return {
@@ -234,7 +213,7 @@ const fromConfig = (config: internal.Config): Service => {
         // putting the old one back when `app` ends does the same in a few operations.
         const context = fiber.currentContext
         const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-        const state = new internal.RequestSession(config, request.cookies[cookieName])
+        const state = new internal.RequestSession(config, internalCookie.sessionCookieValues(request.headers["cookie"], cookieName))
         const restore = FiberRef.set(FiberRef.currentContext, context)
         return Effect.zipRight(
           HttpApp.appendPreResponseHandler(state.onResponse),

@@ -90,8 +90,6 @@ export class CommitLocks {
   }
 }
 
-/** Longest raw cookie value looked at; anything longer is no session (a signed token is far shorter). */
-const MAX_COOKIE_CHARS = 512
 /** Attempts at drawing a token that no live session holds. */
 const CREATE_ATTEMPTS = 8
 /** Base and cap of the jittered backoff between merge attempts. */
@@ -230,7 +228,7 @@ export class RequestSession implements SessionService {
   private finished = false
   private mutex: Mutex | undefined = undefined
 
-  constructor(readonly config: Config, readonly rawCookie: string | undefined) {}
+  constructor(readonly config: Config, readonly cookieValues: ReadonlyArray<string>) {}
 
   // ---------------------------------------------------------------------------
   // incoming token and load
@@ -239,22 +237,11 @@ export class RequestSession implements SessionService {
   private resolveToken(): SessionToken.SessionToken | undefined {
     if (this.tokenResolved) return this.incomingToken
     this.tokenResolved = true
-    const raw = this.rawCookie
-    if (raw === undefined || raw.length === 0 || raw.length > MAX_COOKIE_CHARS) return undefined
-    let value = raw
-    const signer = this.config.signer
-    if (signer !== undefined) {
-      const verified = signer.verify(this.config.cookie.name, raw)
-      if (Option.isNone(verified)) return undefined
-      value = verified.value.value
-      this.reissue = verified.value.reissue
-    }
-    if (!SessionToken.isSessionToken(value)) {
-      this.reissue = false
-      return undefined
-    }
-    this.incomingToken = value
-    return value
+    const incoming = Cookie.selectToken(this.cookieValues, this.config.cookie.name, this.config.signer)
+    if (incoming === undefined) return undefined
+    this.reissue = incoming.reissue
+    this.incomingToken = incoming.token
+    return incoming.token
   }
 
   /** `load` loads the session once (shared by concurrent fibers); call it when the effect runs, not before. */
@@ -680,13 +667,13 @@ export class RequestSession implements SessionService {
   private flushDone(): void {
     this.flushed = false
     // A cookie reached us, or one was set earlier in this request: it must go.
-    if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
+    if (this.cookieValues.length > 0 || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
   }
 
   private commitLoaded(): Effect.Effect<void, StoreError.StoreError> {
     if (this.phase === "idle") {
       // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
-      if (this.config.signer === undefined || this.rawCookie === undefined) return Effect.void
+      if (this.config.signer === undefined || this.cookieValues.length === 0) return Effect.void
       this.resolveToken()
       if (!this.reissue) return Effect.void
       return Effect.flatMap(this.load(), () => this.commitNow())
@@ -859,7 +846,7 @@ export class RequestSession implements SessionService {
     if (response.status >= 500 || this.finished) return Effect.succeed(this.applyCookie(response))
     if (
       this.phase === "idle" && !this.flushed && this.cookie._tag === "None" &&
-      (this.config.signer === undefined || this.rawCookie === undefined)
+      (this.config.signer === undefined || this.cookieValues.length === 0)
     ) {
       this.finished = true
       return Effect.succeed(response)
