@@ -378,11 +378,11 @@ export class RequestSession implements SessionService {
       if (schema === undefined) return Effect.succeed(Option.some(value))
       // Synchronously when the schema allows; the effectful decoder (asynchronous schemas) otherwise.
       const decoded = Schema.decodeUnknownEither(schema)(value)
-      if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
-      return Effect.mapBoth(Schema.decodeUnknown(schema)(value), {
-        onFailure: () => sessionError("Decode", schemaIssue(key, "decode")),
-        onSuccess: Option.some
-      })
+      // A `__proto__` key of the stored value must stay data: a schema that made it a prototype fails the read.
+      const plain = (out: unknown) =>
+        SessionData.decodedIsPlain(value, out) ? Effect.succeed(Option.some(out)) : Effect.fail(sessionError("Decode", schemaIssue(key, "decode")))
+      if (Either.isRight(decoded)) return plain(decoded.right)
+      return Effect.flatMap(Effect.mapError(Schema.decodeUnknown(schema)(value), () => sessionError("Decode", schemaIssue(key, "decode"))), plain)
     })
   }
 
