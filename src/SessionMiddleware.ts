@@ -55,6 +55,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CookieSigner from "./CookieSigner.js"
+import * as Csrf from "./Csrf.js"
 import * as Expiry from "./Expiry.js"
 import * as internalCookie from "./internal/cookie.js"
 import * as internal from "./internal/session.js"
@@ -232,7 +233,8 @@ const fromConfig = (config: internal.Config): Service => {
 
 /**
  * `make` builds the middleware over the `SessionStore` in context, or fails with a `SessionConfigError`
- * for a configuration browsers would drop or an invalid duration.
+ * for a configuration browsers would drop or an invalid duration. It adds `cookie`, `set-cookie` and the
+ * default CSRF header to the header names the platform redacts, for the server started after it (see `Csrf.redactHeaders`).
  *
  * @since 0.1.0
  */
@@ -240,6 +242,9 @@ export const make = (options?: Options): Effect.Effect<Service, SessionConfigErr
   Effect.flatMap(
     Effect.zip(SessionStore, Effect.serviceOption(CookieSigner.CookieSigner)),
     ([store, signer]) => Effect.map(resolveConfig(options, store, signer), fromConfig)
+  ).pipe(
+    // the session cookie and the default CSRF header stay out of the spans of the server built after this
+    Effect.tap(() => Csrf.redactHeaders())
   )
 
 /**
