@@ -121,7 +121,7 @@ export interface Options {
    * Origins (`https://app.example.com`) allowed to send unsafe requests, compared in full (scheme, host, port):
    * list the app's public origin here. Default: the request's own origin (its `Host`, `https` only with
    * `X-Forwarded-Proto: https`).
-   * Warning: when set, the `Host` fallback is off, so list the app's own public origin too. An entry that is
+   * Warning: when set, the own-origin fallback is off, so list the app's own public origin too. An entry that is
    * not an http(s) origin refuses every unsafe request (reason `InvalidOptions`) rather than guess.
    */
   readonly allowedOrigins?: ReadonlyArray<string> | undefined
