@@ -106,8 +106,8 @@ describe("selectToken", () => {
 })
 
 describe("the session cookie through a real server", () => {
-  // Each name is a valid cookie name that is also an `Object.prototype` member.
-  for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+  // Valid cookie names that are `Object.prototype` members, or hold a "%" or punctuation.
+  for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf", "a%41b", "!#$&'*+-.^_`|~"]) {
     for (const signed of [false, true]) {
       it.live(`the cookie name ${name} (${signed ? "signed" : "unsigned"}) keeps its session, and routes that never touch it answer`, () =>
         withApp({ name, signed }, (url) =>
