@@ -242,10 +242,7 @@ export const make = (options?: Options): Effect.Effect<Service, SessionConfigErr
   Effect.flatMap(
     Effect.zip(SessionStore, Effect.serviceOption(CookieSigner.CookieSigner)),
     ([store, signer]) => Effect.map(resolveConfig(options, store, signer), fromConfig)
-  ).pipe(
-    // the session cookie and the default CSRF header stay out of the spans of the server built after this
-    Effect.tap(() => Csrf.redactHeaders())
-  )
+  ).pipe(Effect.tap(() => Csrf.redactHeaders()))
 
 /**
  * `layer` provides the `SessionMiddleware` service (used by `middleware`); it fails to build on a refused configuration.

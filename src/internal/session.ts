@@ -379,10 +379,11 @@ export class RequestSession implements SessionService {
       // Synchronously when the schema allows; the effectful decoder (asynchronous schemas) otherwise.
       const decoded = Schema.decodeUnknownEither(schema)(value)
       // A `__proto__` key of the stored value must stay data: a schema that made it a prototype fails the read.
+      const failed = () => sessionError("Decode", schemaIssue(key, "decode"))
       const plain = (out: unknown) =>
-        SessionData.decodedIsPlain(value, out) ? Effect.succeed(Option.some(out)) : Effect.fail(sessionError("Decode", schemaIssue(key, "decode")))
+        SessionData.decodedIsPlain(value, out) ? Effect.succeed(Option.some(out)) : Effect.fail(failed())
       if (Either.isRight(decoded)) return plain(decoded.right)
-      return Effect.flatMap(Effect.mapError(Schema.decodeUnknown(schema)(value), () => sessionError("Decode", schemaIssue(key, "decode"))), plain)
+      return Effect.flatMap(Effect.mapError(Schema.decodeUnknown(schema)(value), failed), plain)
     })
   }
 
