@@ -56,6 +56,7 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CookieSigner from "./CookieSigner.js"
+import * as Csrf from "./Csrf.js"
 import * as Expiry from "./Expiry.js"
 import * as internalCookie from "./internal/cookie.js"
 import * as Plan from "./internal/plan.js"
@@ -71,28 +72,7 @@ import { SessionStore } from "./SessionStore.js"
  *
  * @since 0.1.0
  */
-export interface CookieOptions {
-  /** Cookie name. Default `"__Host-session"` (the prefix stops cookie tossing from sibling subdomains). */
-  readonly name?: string | undefined
-  /** Default `"/"`; a `__Host-` cookie requires `"/"`. */
-  readonly path?: string | undefined
-  /**
-   * Default none (host-only). A `__Host-` cookie must not have one.
-   * Warning: a domain shares the session with every subdomain.
-   */
-  readonly domain?: string | undefined
-  /**
-   * Default `true`. Browsers accept `Secure` cookies on http://localhost and http://127.0.0.1.
-   * Warning: `false` sends the token in clear over plain HTTP.
-   */
-  readonly secure?: boolean | undefined
-  /** Default `true`. Warning: `false` lets page scripts (and any XSS) read the token. */
-  readonly httpOnly?: boolean | undefined
-  /** Default `"lax"`. `"none"` requires `secure`; OAuth `form_post` callbacks need it on their route. */
-  readonly sameSite?: "lax" | "strict" | "none" | undefined
-  /** Default `false` (CHIPS). Requires `secure`. */
-  readonly partitioned?: boolean | undefined
-}
+export interface CookieOptions extends internalCookie.CookieOptions {}
 
 /**
  * Options of the middleware; every field is optional.
@@ -244,10 +224,9 @@ const resolveConfig = (
     }
   })
 
-const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> => {
-  const value = request.cookies[name]
-  return value === undefined ? [] : [value]
-}
+/** Every value of a cookie of the session's name, read strictly from the `Cookie` header. */
+const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> =>
+  internalCookie.sessionCookieValues(request.headers["cookie"], name)
 
 const fromConfig = (config: internal.Config): Service => {
   const cookieName = config.cookie.name
@@ -291,7 +270,8 @@ const fromConfig = (config: internal.Config): Service => {
 
 /**
  * `make` builds the middleware over the `SessionStore` in context, or fails with a `SessionConfigError`
- * for a configuration browsers would drop or an invalid duration.
+ * for a configuration browsers would drop or an invalid duration. It adds `cookie`, `set-cookie` and the
+ * default CSRF header to the header names the platform redacts, for the server started after it (see `Csrf.redactHeaders`).
  *
  * @since 0.1.0
  */
@@ -299,7 +279,7 @@ export const make = (options?: Options): Effect.Effect<Service, SessionConfigErr
   Effect.flatMap(
     Effect.all([SessionStore, Effect.serviceOption(CookieSigner.CookieSigner), Plan.Decide]),
     ([store, signer, decide]) => Effect.map(resolveConfig(options, store, signer, decide), fromConfig)
-  )
+  ).pipe(Effect.tap(() => Csrf.redactHeaders()))
 
 /**
  * `layer` provides the `SessionMiddleware` service (used by `middleware`); it fails to build on a refused configuration.

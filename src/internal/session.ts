@@ -24,7 +24,7 @@ import type * as Expiry from "../Expiry.js"
 import { META_KEY, type Service as SessionService, type SessionError, sessionError } from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import * as SessionId from "../SessionId.js"
-import * as SessionToken from "../SessionToken.js"
+import type * as SessionToken from "../SessionToken.js"
 import type * as StoreError from "../StoreError.js"
 import * as Commit from "./commit.js"
 import * as Cookie from "./cookie.js"
@@ -38,9 +38,6 @@ export interface Config extends Commit.Runner {
   readonly cookie: Cookie.ResolvedCookie
   readonly signer: Signer | undefined
 }
-
-/** Longest raw cookie value looked at; anything longer is no session (a signed token is far shorter). */
-const MAX_COOKIE_CHARS = 512
 
 type CookieAction =
   | { readonly _tag: "None" }
@@ -112,20 +109,11 @@ export class RequestSession implements SessionService {
   private resolveToken(): SessionToken.SessionToken | undefined {
     if (this.tokenResolved) return this.incomingToken
     this.tokenResolved = true
-    const signer = this.config.signer
-    for (const raw of this.values) {
-      if (raw.length === 0 || raw.length > MAX_COOKIE_CHARS) continue
-      if (signer === undefined) {
-        if (SessionToken.isSessionToken(raw)) return (this.incomingToken = raw)
-        continue
-      }
-      const verified = signer.verify(this.config.cookie.name, raw)
-      if (Option.isSome(verified) && SessionToken.isSessionToken(verified.value.value)) {
-        this.reissue = verified.value.reissue
-        return (this.incomingToken = verified.value.value)
-      }
-    }
-    return undefined
+    const incoming = Cookie.selectToken(this.values, this.config.cookie.name, this.config.signer)
+    if (incoming === undefined) return undefined
+    this.reissue = incoming.reissue
+    this.incomingToken = incoming.token
+    return incoming.token
   }
 
   private get incoming(): Plan.Incoming {
@@ -249,11 +237,12 @@ export class RequestSession implements SessionService {
       if (schema === undefined) return Effect.succeed(Option.some(value))
       // Synchronously when the schema allows; the effectful decoder (asynchronous schemas) otherwise.
       const decoded = Schema.decodeUnknownEither(schema)(value)
-      if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
-      return Effect.mapBoth(Schema.decodeUnknown(schema)(value), {
-        onFailure: () => sessionError("Decode", schemaIssue(key, "decode")),
-        onSuccess: Option.some
-      })
+      // A `__proto__` key of the stored value must stay data: a schema that made it a prototype fails the read.
+      const failed = () => sessionError("Decode", schemaIssue(key, "decode"))
+      const plain = (out: unknown) =>
+        SessionData.decodedIsPlain(value, out) ? Effect.succeed(Option.some(out)) : Effect.fail(failed())
+      if (Either.isRight(decoded)) return plain(decoded.right)
+      return Effect.flatMap(Effect.mapError(Schema.decodeUnknown(schema)(value), failed), plain)
     })
   }
 
