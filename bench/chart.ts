@@ -49,7 +49,12 @@ export const groups = (results: Results): ReadonlyArray<Group> => {
     out.push({
       title: "Store level: operations/s (10,000 sessions of ~300 B, 80% load / 20% save, 64 in flight)",
       unit: "ops/s",
-      bars: results.store.map((r) => ({ label: r.name, kind: r.kind, value: r.opsPerSec, note: `p99 ${r.p99Ms < 1 ? r.p99Ms.toFixed(2) : r.p99Ms.toFixed(1)} ms` }))
+      bars: results.store.map((r) => ({
+        label: r.name,
+        kind: r.kind,
+        value: r.opsPerSec,
+        note: `p99 ${r.p99Ms < 1 ? r.p99Ms.toFixed(2) : r.p99Ms.toFixed(1)} ms`
+      }))
     })
   }
   for (const route of ["count", "read"] as const) {
@@ -64,7 +69,9 @@ export const groups = (results: Results): ReadonlyArray<Group> => {
         label: r.name,
         kind: r.kind,
         value: r.requestsPerSec,
-        note: route === "read" && r.storeWrites !== undefined ? `${r.storeWrites.toLocaleString("en-US")} writes` : undefined,
+        note: route === "read" && r.storeWrites !== undefined
+          ? `${r.storeWrites.toLocaleString("en-US")} writes`
+          : undefined,
         void: r.valid ? undefined : "void"
       }))
     })
@@ -119,7 +126,9 @@ export const render = (results: Results): string => {
       )
       parts.push(
         bar.void !== undefined
-          ? `<rect x="${x}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="none" stroke="#dc2626" stroke-dasharray="4 3"/>`
+          ? `<rect x="${x}" y="${y}" width="${
+            w.toFixed(1)
+          }" height="${barHeight}" fill="none" stroke="#dc2626" stroke-dasharray="4 3"/>`
           : `<rect x="${x}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colors[bar.kind]}"/>`
       )
       const figure = `${formatNumber(bar.value)} ${group.unit}${bar.note !== undefined ? ` · ${bar.note}` : ""}${
@@ -137,7 +146,11 @@ export const render = (results: Results): string => {
     y += 8
     for (const m of results.missing) {
       y += 16
-      parts.push(`<text x="${left}" y="${y}" font-size="12" fill="#6b7280">Not measured: ${escape(`${m.name}: ${m.reason}`)}</text>`)
+      parts.push(
+        `<text x="${left}" y="${y}" font-size="12" fill="#6b7280">Not measured: ${
+          escape(`${m.name}: ${m.reason}`)
+        }</text>`
+      )
     }
   }
   y += 28
@@ -148,7 +161,11 @@ export const render = (results: Results): string => {
   }
   parts.push(
     `<text x="${left}" y="${y}" font-size="12" fill="#404040">${
-      escape(`${describeMachine(results.machine)} · 1-min load average ${load("loadAverageAtStart")} at start, ${load("loadAverageAtEnd")} at end`)
+      escape(
+        `${describeMachine(results.machine)} · 1-min load average ${load("loadAverageAtStart")} at start, ${
+          load("loadAverageAtEnd")
+        } at end`
+      )
     }</text>`
   )
   y += 17

@@ -58,7 +58,14 @@ const effectStore = async (
     kind: "ours",
     create: (id, index) =>
       Effect.runPromise(
-        Effect.asVoid(store.create({ id: id as SessionId.SessionId, data: sessionData(index, 0), expiresAt: expiresAt(now), version: 1 }))
+        Effect.asVoid(
+          store.create({
+            id: id as SessionId.SessionId,
+            data: sessionData(index, 0),
+            expiresAt: expiresAt(now),
+            version: 1
+          })
+        )
       ),
     remove: (id) => Effect.runPromise(store.delete(id as SessionId.SessionId)),
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
@@ -75,7 +82,10 @@ const expressStore = (): Subject => {
       new Promise((resolve, reject) =>
         store.set(
           id,
-          { cookie: { originalMaxAge: 3_600_000, expires, httpOnly: true, path: "/" }, ...sessionData(index, 0) } as never,
+          {
+            cookie: { originalMaxAge: 3_600_000, expires, httpOnly: true, path: "/" },
+            ...sessionData(index, 0)
+          } as never,
           (error) => (error ? reject(error) : resolve())
         )
       ),

@@ -53,7 +53,16 @@ const workload = {
   operations: Number(env("BENCH_OPS") ?? defaultWorkload.operations)
 }
 const memorySessions = Number(env("BENCH_MEMORY_SESSIONS") ?? MEMORY_SESSIONS)
-const shortened = ["BENCH_ONLY", "BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_OPS", "BENCH_SESSIONS", "BENCH_MEMORY_SESSIONS", "BENCH_FILTER"]
+const shortened = [
+  "BENCH_ONLY",
+  "BENCH_ROUNDS",
+  "BENCH_SECONDS",
+  "BENCH_WARMUP",
+  "BENCH_OPS",
+  "BENCH_SESSIONS",
+  "BENCH_MEMORY_SESSIONS",
+  "BENCH_FILTER"
+]
   .filter((n) => env(n) !== undefined)
 const command = [...shortened.map((n) => `${n}=${env(n)}`), "npm run bench"].join(" ")
 const selected = (name: string) => filter === undefined || name.toLowerCase().includes(filter.toLowerCase())
@@ -79,7 +88,8 @@ const missing: Array<Missing> = [
   {
     level: "http",
     name: "a peer for CachingStore",
-    reason: "express-session has no caching store in front of another store; CachingStore is compared with SqlStore alone"
+    reason:
+      "express-session has no caching store in front of another store; CachingStore is compared with SqlStore alone"
   }
 ]
 
@@ -116,7 +126,13 @@ const ratioRounds: Record<"sql" | "redis", Array<number>> = { sql: [], redis: []
 if (levels.has("store")) {
   const plan = makePlan(workload)
   const pairs = [
-    { key: "sql", raw: "raw pg (same statements)", ours: "SqlStore (Postgres)", all: storeSqlWorkloads, ratio: sqlRatio },
+    {
+      key: "sql",
+      raw: "raw pg (same statements)",
+      ours: "SqlStore (Postgres)",
+      all: storeSqlWorkloads,
+      ratio: sqlRatio
+    },
     { key: "redis", raw: "raw ioredis", ours: "RedisStore", all: storeRedisWorkloads, ratio: redisRatio }
   ] as const
   for (let round = 2; round <= rounds; round++) {
@@ -160,10 +176,14 @@ if (levels.has("http")) {
 
 if (levels.has("memory")) {
   for (const which of ["memory", "lru", "express"]) {
-    if (!selected(which === "express" ? "express-session MemoryStore" : which === "lru" ? "LruStore" : "MemoryStore")) continue
+    if (!selected(which === "express" ? "express-session MemoryStore" : which === "lru" ? "LruStore" : "MemoryStore")) {
+      continue
+    }
     steps.push({
       level: "memory",
-      name: `${fmt(memorySessions)} sessions in ${which === "express" ? "express-session MemoryStore" : which === "lru" ? "LruStore" : "MemoryStore"}`,
+      name: `${fmt(memorySessions)} sessions in ${
+        which === "express" ? "express-session MemoryStore" : which === "lru" ? "LruStore" : "MemoryStore"
+      }`,
       run: async () => {
         const child = spawnChild(here(import.meta.url, "./memory.ts"), {
           args: [which],
@@ -188,7 +208,9 @@ const httpRow = (route: "count" | "read", id: string): HttpRow | undefined => {
 }
 
 const ratioTarget = (name: string, ours: HttpRow | undefined, base: HttpRow | undefined, goal: number): Target => {
-  if (ours === undefined || base === undefined) return { name, value: "not measured", goal: `>= ${goal.toFixed(2)}`, met: null }
+  if (ours === undefined || base === undefined) {
+    return { name, value: "not measured", goal: `>= ${goal.toFixed(2)}`, met: null }
+  }
   if (!ours.valid || !base.valid) return { name, value: "void run", goal: `>= ${goal.toFixed(2)}`, met: null }
   const ratio = ours.requestsPerSec / base.requestsPerSec
   return {
@@ -241,14 +263,18 @@ const targets = (): Array<Target> => {
         met: redis.requestsPerSec > expressRedis.requestsPerSec
       }
   )
-  out.push(ratioTarget("Effect + SqlStore(Postgres) / Effect without sessions", httpRow("count", "effect-pg"), none, 0.35))
+  out.push(
+    ratioTarget("Effect + SqlStore(Postgres) / Effect without sessions", httpRow("count", "effect-pg"), none, 0.35)
+  )
   for (const id of ["effect-memory", "effect-redis", "effect-pg", "effect-caching"]) {
     const r = httpRow("read", id)
     if (r === undefined) continue
     const budget = writeBudget(r.sessions, httpSeconds)
     out.push({
       name: `read-only route, store writes: ${r.name}`,
-      value: r.valid ? `${fmt(r.storeWrites ?? 0)} writes, ${r.sessions} sessions, ${fmt(r.requests)} requests` : "void run",
+      value: r.valid
+        ? `${fmt(r.storeWrites ?? 0)} writes, ${r.sessions} sessions, ${fmt(r.requests)} requests`
+        : "void run",
       goal: `<= ${fmt(budget)} (sessions x ${Math.ceil(1 + httpSeconds / 2)})`,
       met: r.valid ? (r.storeWrites ?? 0) <= budget : null
     })
@@ -257,13 +283,20 @@ const targets = (): Array<Target> => {
   const pg = httpRow("read", "effect-pg")
   out.push(
     caching === undefined || pg === undefined
-      ? { name: "read-only route: CachingStore / SqlStore(Postgres)", value: "not measured", goal: ">= 3.00", met: null }
+      ? {
+        name: "read-only route: CachingStore / SqlStore(Postgres)",
+        value: "not measured",
+        goal: ">= 3.00",
+        met: null
+      }
       : ratioTarget("read-only route: CachingStore / SqlStore(Postgres)", caching, pg, 3)
   )
   for (const r of memory.filter((m) => m.name === "MemoryStore")) {
     out.push({
       name: `memory: ${fmt(r.sessions)} sessions in ${r.name}`,
-      value: `${fmt(r.heapBytes / 2 ** 20, 1)} MiB (${fmt(r.heapPerSession)} B/session; JSON ${fmt(r.jsonBytes / r.sessions)} B)`,
+      value: `${fmt(r.heapBytes / 2 ** 20, 1)} MiB (${fmt(r.heapPerSession)} B/session; JSON ${
+        fmt(r.jsonBytes / r.sessions)
+      } B)`,
       goal: `<= ${fmt(r.budgetBytes / 2 ** 20, 1)} MiB (2 x JSON + 300 B each)`,
       met: r.heapBytes <= r.budgetBytes
     })
@@ -324,7 +357,9 @@ const table = (results: Results): string => {
         `${(r.heapBytes / r.budgetBytes).toFixed(2)} of budget`,
         "",
         "",
-        `${fmt(r.heapBytes / 2 ** 20, 1)} MiB heap for ${fmt(r.sessions)} sessions, JSON ${fmt(r.jsonBytes / 2 ** 20, 1)} MiB`
+        `${fmt(r.heapBytes / 2 ** 20, 1)} MiB heap for ${fmt(r.sessions)} sessions, JSON ${
+          fmt(r.jsonBytes / 2 ** 20, 1)
+        } MiB`
       ])
     }
   }
@@ -332,15 +367,22 @@ const table = (results: Results): string => {
   const lines = rows.map((r) =>
     r.every((c, i) => i === 0 || c === "")
       ? `\n${r[0]}`
-      : r.map((c, i) => (i === 2 || i === 4 || i === 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd()
+      : r.map((c, i) => (i === 2 || i === 4 || i === 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ")
+        .trimEnd()
   )
   if (results.targets.length > 0) {
     const t = results.targets
-    const w = [Math.max(...t.map((x) => x.name.length)), Math.max(...t.map((x) => x.value.length)), Math.max(...t.map((x) => x.goal.length))]
+    const w = [
+      Math.max(...t.map((x) => x.name.length)),
+      Math.max(...t.map((x) => x.value.length)),
+      Math.max(...t.map((x) => x.goal.length))
+    ]
     lines.push("\nTARGETS")
     for (const x of t) {
       const verdict = x.met === null ? "n/a" : x.met ? "MET" : "MISSED"
-      lines.push(`${verdict.padEnd(7)} ${x.name.padEnd(w[0])}  ${x.value.padStart(w[1])}  ${x.goal.padEnd(w[2])}`.trimEnd())
+      lines.push(
+        `${verdict.padEnd(7)} ${x.name.padEnd(w[0])}  ${x.value.padStart(w[1])}  ${x.goal.padEnd(w[2])}`.trimEnd()
+      )
     }
   }
   return lines.join("\n")
@@ -397,7 +439,9 @@ if (missing.length > 0) {
 }
 
 const root = here(import.meta.url, "..")
-const outDir = shortened.length === 0 ? path.join(root, "bench", "results") : fs.mkdtempSync(path.join(os.tmpdir(), "effect-sessions-bench-"))
+const outDir = shortened.length === 0
+  ? path.join(root, "bench", "results")
+  : fs.mkdtempSync(path.join(os.tmpdir(), "effect-sessions-bench-"))
 const svgPath = shortened.length === 0 ? path.join(root, "docs", "bench.svg") : path.join(outDir, "bench.svg")
 fs.mkdirSync(outDir, { recursive: true })
 fs.mkdirSync(path.dirname(svgPath), { recursive: true })

@@ -11,10 +11,10 @@
  *
  * Run alone: `tsx bench/store-peers.ts` (BENCH_OPS / BENCH_SESSIONS shorten it).
  */
-import pgSession from "connect-pg-simple"
-import ConnectRedis from "connect-redis"
 import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import pgSession from "connect-pg-simple"
+import ConnectRedis from "connect-redis"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import session from "express-session"

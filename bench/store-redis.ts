@@ -15,14 +15,7 @@ import { Redis } from "ioredis"
 import * as RedisStore from "../src/RedisStore.js"
 import { ratioOver, runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { services, uniqueName, unlinkPrefix } from "./lib/services.js"
-import {
-  expiresAt,
-  type Plan,
-  runEffect,
-  runPromise,
-  sessionData,
-  type Stats
-} from "./lib/workload.js"
+import { expiresAt, type Plan, runEffect, runPromise, sessionData, type Stats } from "./lib/workload.js"
 
 const url = `redis://${services.redis.host}:${services.redis.port}`
 
@@ -63,7 +56,8 @@ export const rawIoredis = (plan: Plan): Promise<Stats> =>
     await seedRaw(client, prefix, plan)
     return runPromise("raw ioredis GET+JSON.parse / SET PX", plan, {
       load: (index) => rawLoad(client, prefix + plan.ids[index]),
-      save: (index, write) => client.set(prefix + plan.ids[index], JSON.stringify(sessionData(index, write)), "PX", ttl())
+      save: (index, write) =>
+        client.set(prefix + plan.ids[index], JSON.stringify(sessionData(index, write)), "PX", ttl())
     })
   })
 

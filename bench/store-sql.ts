@@ -24,14 +24,7 @@ import * as Dialect from "../src/internal/sqlDialect.js"
 import * as SqlStore from "../src/SqlStore.js"
 import { ratioOver, runStandalone, runStoreLayer, type Workload, workload } from "./lib/measure.js"
 import { PG_POOL_SIZE, pgClientLayer, services, uniqueName } from "./lib/services.js"
-import {
-  expiresAt,
-  type Plan,
-  runEffect,
-  runPromise,
-  sessionData,
-  type Stats
-} from "./lib/workload.js"
+import { expiresAt, type Plan, runEffect, runPromise, sessionData, type Stats } from "./lib/workload.js"
 
 const newPool = (): pg.Pool => new pg.Pool({ ...services.pg, max: PG_POOL_SIZE })
 
@@ -108,16 +101,17 @@ export const effectTryPromise = (plan: Plan): Promise<Stats> =>
   })
 
 /** SqlStore over `PgClient`, on its own table: with its defaults, or with the given options under `name`. */
-export const sqlStore = (name = "SqlStore (Postgres)", options?: SqlStore.Options) => async (plan: Plan): Promise<Stats> => {
-  const table = uniqueName("bench_sql")
-  try {
-    return await runStoreLayer(name, plan, SqlStore.layer({ ...options, table }).pipe(Layer.provide(pgClientLayer)))
-  } finally {
-    const pool = newPool()
-    await pool.query(`DROP TABLE IF EXISTS "${table}"`)
-    await pool.end()
+export const sqlStore =
+  (name = "SqlStore (Postgres)", options?: SqlStore.Options) => async (plan: Plan): Promise<Stats> => {
+    const table = uniqueName("bench_sql")
+    try {
+      return await runStoreLayer(name, plan, SqlStore.layer({ ...options, table }).pipe(Layer.provide(pgClientLayer)))
+    } finally {
+      const pool = newPool()
+      await pool.query(`DROP TABLE IF EXISTS "${table}"`)
+      await pool.end()
+    }
   }
-}
 
 /** The workloads of this file, in the order the runner runs them (each warms up on a smaller plan first). */
 export const storeSqlWorkloads: ReadonlyArray<Workload> = [

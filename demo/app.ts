@@ -31,7 +31,10 @@ const login = Effect.gen(function*() {
   yield* Session.cycleId // a new token on login: a token planted before login is worth nothing after it
   return HttpServerResponse.redirect("/", { status: 303 })
 }).pipe(
-  Effect.catchTag("ParseError", () => Effect.succeed(HttpServerResponse.text("Please enter a name (1 to 40 characters).", { status: 400 })))
+  Effect.catchTag(
+    "ParseError",
+    () => Effect.succeed(HttpServerResponse.text("Please enter a name (1 to 40 characters).", { status: 400 }))
+  )
 )
 
 const logout = Effect.as(Session.flush, HttpServerResponse.redirect("/logged-out", { status: 303 }))
@@ -60,8 +63,7 @@ export const app = HttpRouter.empty.pipe(
   HttpRouter.use(SessionMiddleware.middleware)
 )
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 const page = (props: { readonly visits: number; readonly user: Option.Option<string>; readonly csrf: string }) => {
   const csrf = `<input type="hidden" name="${Csrf.DEFAULT_FIELD}" value="${escapeHtml(props.csrf)}">`
@@ -80,7 +82,9 @@ const page = (props: { readonly visits: number; readonly user: Option.Option<str
 <head><meta charset="utf-8"><title>effect-sessions demo</title></head>
 <body>
   <h1>effect-sessions demo</h1>
-  <p>You have visited this page <strong id="visits">${props.visits}</strong> time${props.visits === 1 ? "" : "s"} in this session.</p>
+  <p>You have visited this page <strong id="visits">${props.visits}</strong> time${
+    props.visits === 1 ? "" : "s"
+  } in this session.</p>
   ${account}
   <p><a href="/api/session">/api/session</a></p>
 </body>

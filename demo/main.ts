@@ -11,9 +11,9 @@
  * The cookie keeps the secure defaults (`__Host-session`, `Secure`, `HttpOnly`, `SameSite=Lax`): browsers
  * accept `Secure` cookies on http://127.0.0.1 and http://localhost.
  */
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpServer from "@effect/platform/HttpServer"
 import { Config, Effect, Layer, Option } from "effect"
 import { CookieSigner, Expiry, SessionMiddleware } from "effect-sessions"
 import { createServer } from "node:http"
@@ -35,7 +35,10 @@ const SignerLive = Layer.unwrapEffect(
 
 const ServerLive = NodeHttpServer.layerConfig(createServer, {
   port: Config.integer("PORT").pipe(
-    Config.validate({ message: "PORT must be a port number (0 picks a free one)", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.validate({
+      message: "PORT must be a port number (0 picks a free one)",
+      validation: (n) => n >= 0 && n <= 65535
+    }),
     Config.withDefault(3000)
   ),
   host: Config.withDefault(Config.string("HOST"), "127.0.0.1")

@@ -3,17 +3,17 @@
  * `memory`, `postgres`, `mysql` or `redis`. Connection settings come from the environment, with the
  * machine's defaults (127.0.0.1, database `test`).
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import type * as ConfigError from "effect/ConfigError"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { MemoryStore, SessionStore } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
 import * as SqlStore from "effect-sessions/SqlStore"
+import type * as ConfigError from "effect/ConfigError"
 import * as path from "node:path"
 
 /** A store, and how the start-up line names it (never with a password). */
@@ -44,7 +44,13 @@ const sqlite = Effect.gen(function*() {
 
 /** Settings of a database server from the environment, e.g. `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`. */
 const serverSettings = (
-  vars: { readonly host: string; readonly port: string; readonly user: string; readonly database: string; readonly password: string },
+  vars: {
+    readonly host: string
+    readonly port: string
+    readonly user: string
+    readonly database: string
+    readonly password: string
+  },
   defaults: { readonly port: number; readonly username: string }
 ) =>
   Config.all({
@@ -68,7 +74,13 @@ const postgres = Effect.map(
 
 const mysql = Effect.map(
   serverSettings(
-    { host: "MYSQL_HOST", port: "MYSQL_PORT", user: "MYSQL_USER", database: "MYSQL_DATABASE", password: "MYSQL_PASSWORD" },
+    {
+      host: "MYSQL_HOST",
+      port: "MYSQL_PORT",
+      user: "MYSQL_USER",
+      database: "MYSQL_DATABASE",
+      password: "MYSQL_PASSWORD"
+    },
     { port: 3306, username: "root" }
   ),
   (options) => ({ description: describeServer("mysql", options), layer: sqlStore(MysqlClient.layer(options)) })
@@ -89,7 +101,13 @@ const memory = Effect.succeed({
   layer: MemoryStore.layer()
 })
 
-const stores: Record<string, Effect.Effect<DemoStore, ConfigError.ConfigError>> = { sqlite, memory, postgres, mysql, redis }
+const stores: Record<string, Effect.Effect<DemoStore, ConfigError.ConfigError>> = {
+  sqlite,
+  memory,
+  postgres,
+  mysql,
+  redis
+}
 
 /** `fromEnv` reads `SESSION_STORE` (default `sqlite`) and the chosen store's settings. */
 export const fromEnv: Effect.Effect<DemoStore, ConfigError.ConfigError> = Effect.flatMap(

@@ -8,11 +8,14 @@ import { createServer } from "node:http"
 const Visits = Session.key("visits", Schema.Number)
 
 const app = HttpRouter.empty.pipe(
-  HttpRouter.get("/", Effect.gen(function*() {
-    const visits = (yield* Visits.getOrElse(() => 0)) + 1
-    yield* Visits.set(visits) // committed just before the response leaves
-    return HttpServerResponse.text(`visit number ${visits}`)
-  })),
+  HttpRouter.get(
+    "/",
+    Effect.gen(function*() {
+      const visits = (yield* Visits.getOrElse(() => 0)) + 1
+      yield* Visits.set(visits) // committed just before the response leaves
+      return HttpServerResponse.text(`visit number ${visits}`)
+    })
+  ),
   HttpRouter.post("/logout", Effect.as(Session.flush, HttpServerResponse.empty())),
   HttpRouter.use(SessionMiddleware.middleware) // last: wraps every route above
 )

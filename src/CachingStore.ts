@@ -177,7 +177,10 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
      * Puts the store's record into the cache: after a store `save` from `previous`, one compare-and-set `save` on
      * the cache (which holds `previous` when it was filled by the last write), else a delete and a create.
      */
-    const put = (record: SessionRecord.SessionRecord, previous: number | undefined): Effect.Effect<unknown, StoreError.StoreError> =>
+    const put = (
+      record: SessionRecord.SessionRecord,
+      previous: number | undefined
+    ): Effect.Effect<unknown, StoreError.StoreError> =>
       previous === undefined
         ? replace(record)
         : cache.save({ id: record.id, data: record.data, expiresAt: record.expiresAt, version: previous }).pipe(
@@ -217,7 +220,9 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
     const span = <A, E>(method: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       withSpans ? withAppSpan(self, `CachingStore.${method}`, { captureStackTrace: false }) : self
 
-    const loadFromStore = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
+    const loadFromStore = (
+      id: SessionId
+    ): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
       withTicket(id, (ticket) =>
         Effect.flatMap(Clock.currentTimeMillis, (readAt) =>
           Effect.flatMap(
@@ -242,7 +247,9 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
         const entry = filled.get(id)
         if (entry === undefined) return Effect.zipRight(annotate("miss"), loadFromStore(id))
         // a clock that went back is no reason to trust an entry longer
-        if (now - entry.readAt >= maxStaleness || now < entry.readAt) return Effect.zipRight(annotate("stale"), loadFromStore(id))
+        if (now - entry.readAt >= maxStaleness || now < entry.readAt) {
+          return Effect.zipRight(annotate("stale"), loadFromStore(id))
+        }
         return cache.load(id).pipe(
           Effect.matchEffect({
             onFailure: (error) => Effect.zipRight(logCacheError(error), loadFromStore(id)),

@@ -56,7 +56,10 @@ export interface Signer {
    * when it verified under a key other than the first (the cookie should be re-sent, signed with the first).
    * Anything malformed or forged is `Option.none()`.
    */
-  readonly verify: (name: string, cookieValue: string) => Option.Option<{ readonly value: string; readonly reissue: boolean }>
+  readonly verify: (
+    name: string,
+    cookieValue: string
+  ) => Option.Option<{ readonly value: string; readonly reissue: boolean }>
 }
 
 /**
@@ -167,7 +170,9 @@ export class CookieSignerError extends TaggedError("CookieSignerError")<{
   override get message(): string {
     return this.reason === "NoKeys"
       ? "CookieSigner: no signing key given; generate one with `npx effect-sessions keygen`"
-      : `CookieSigner: key number ${(this.index ?? 0) + 1} is not base64 of at least ${internal.MIN_KEY_BYTES} bytes; ` +
+      : `CookieSigner: key number ${
+        (this.index ?? 0) + 1
+      } is not base64 of at least ${internal.MIN_KEY_BYTES} bytes; ` +
         "generate one with `npx effect-sessions keygen`"
   }
 }

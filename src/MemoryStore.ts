@@ -33,8 +33,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as SessionStore from "./SessionStore.js"
 import { type JsonEntry, makeEntryBackend } from "./internal/memoryBackend.js"
+import * as SessionStore from "./SessionStore.js"
 
 /**
  * What a memory store offers besides the `SessionStore` contract.

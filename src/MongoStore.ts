@@ -113,8 +113,7 @@ const fromEither = <A>(
 ): Effect.Effect<A, StoreError.StoreError> =>
   Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(StoreError.rule(reason, method, either.left))
 
-const graceSeconds = (options?: StoreOptions): number =>
-  Duration.toSeconds(options?.ttlGrace ?? DEFAULT_TTL_GRACE)
+const graceSeconds = (options?: StoreOptions): number => Duration.toSeconds(options?.ttlGrace ?? DEFAULT_TTL_GRACE)
 
 /**
  * `migrate` creates the TTL index on `expiresAt`, or sets its grace when it exists with another one.
@@ -127,7 +126,10 @@ export const migrate = (db: Db, options?: StoreOptions): Effect.Effect<void, Sto
   const index = Internal.ttlIndex(graceSeconds(options))
   const attempt = <A>(evaluate: () => Promise<A>) => Effect.tryPromise({ try: evaluate, catch: (error) => error })
   return attempt(() => db.collection(name).createIndex(index.key, index.options)).pipe(
-    Effect.catchIf(Internal.isIndexConflict, () => attempt(() => db.command(Internal.ttlCollMod(name, graceSeconds(options))))),
+    Effect.catchIf(
+      Internal.isIndexConflict,
+      () => attempt(() => db.command(Internal.ttlCollMod(name, graceSeconds(options))))
+    ),
     Effect.mapError((error) => Internal.toStoreError("migrate", error)),
     Effect.asVoid
   )
@@ -164,7 +166,8 @@ export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, Stor
               : Effect.flatMap(
                 run("save", () =>
                   collection.findOne(Internal.idFilter(record.id), { projection: Internal.missedSaveProjection })),
-                (found) => Effect.fail(StoreError.make(Internal.classifyMissedSave(found, now), "save"))
+                (found) =>
+                  Effect.fail(StoreError.make(Internal.classifyMissedSave(found, now), "save"))
               ))
         }),
       load: (id, now) =>
@@ -185,7 +188,14 @@ export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, Stor
             ? Effect.succeed(0)
             : Effect.map(
               run("deleteExpired", () =>
-                collection.deleteMany({ _id: { $in: expired.map((d) => d._id) }, ...Internal.expiredFilter(now) })),
+                collection.deleteMany({
+                  _id: {
+                    $in: expired.map((d) =>
+                      d._id
+                    )
+                  },
+                  ...Internal.expiredFilter(now)
+                })),
               (result) => result.deletedCount
             )
       )

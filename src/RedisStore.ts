@@ -238,7 +238,8 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
               String(now),
               String(Internal.ttlMillis(record.expiresAt, now))
             ),
-          (reply) => reply === Internal.Reply.Written ? Effect.succeed(record) : Effect.fail(scriptFailure("create", reply))
+          (reply) =>
+            reply === Internal.Reply.Written ? Effect.succeed(record) : Effect.fail(scriptFailure("create", reply))
         ),
       save: (record, json, now) =>
         call(
@@ -254,7 +255,12 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
             ),
           (reply) =>
             reply === Internal.Reply.Written
-              ? Effect.succeed({ id: record.id, data: record.data, expiresAt: record.expiresAt, version: record.version + 1 })
+              ? Effect.succeed({
+                id: record.id,
+                data: record.data,
+                expiresAt: record.expiresAt,
+                version: record.version + 1
+              })
               : Effect.fail(scriptFailure("save", reply))
         ),
       load: (id: SessionId, now) =>

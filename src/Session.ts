@@ -39,7 +39,7 @@ import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Expiry from "./Expiry.js"
+import * as Expiry from "./Expiry.js"
 import type * as SessionData from "./SessionData.js"
 import type { SessionId } from "./SessionId.js"
 
@@ -99,6 +99,27 @@ export const sessionError = (reason: SessionErrorReason, cause?: unknown): Sessi
  * @since 0.1.0
  */
 export const META_KEY = "effect-sessions:meta"
+
+/**
+ * The library's metadata, as stored under `META_KEY`: when the session was created, the expiry it set for
+ * itself with `setExpiry`, and, on the record a `cycleId` moved away from, when it moved (such a record holds
+ * no data; it keeps requests still carrying the old token from undoing the login until it expires, after the
+ * grace window). Unknown fields are ignored; a malformed value reads as no metadata.
+ *
+ * @since 0.2.0
+ */
+export const Metadata = Schema.Struct({
+  createdAt: Schema.optional(Schema.NonNegativeInt),
+  expiry: Schema.optional(Expiry.ExpiryFromJson),
+  movedAt: Schema.optional(Schema.NonNegativeInt)
+})
+
+/**
+ * The decoded metadata (see `Metadata`).
+ *
+ * @since 0.2.0
+ */
+export type Metadata = Schema.Schema.Type<typeof Metadata>
 
 /**
  * The per-request session.
@@ -162,8 +183,9 @@ export const id: Effect.Effect<Option.Option<SessionId>, SessionError, Session> 
 export const get: {
   (key: string): Effect.Effect<Option.Option<SessionData.JsonValue>, SessionError, Session>
   <A, I>(key: string, schema: Schema.Schema<A, I, never>): Effect.Effect<Option.Option<A>, SessionError, Session>
-} = ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
-  Effect.flatMap(Session, (s) => schema === undefined ? s.get(key) : s.get(key, schema))) as never
+} =
+  ((key: string, schema?: Schema.Schema<unknown, unknown, never>) =>
+    Effect.flatMap(Session, (s) => schema === undefined ? s.get(key) : s.get(key, schema))) as never
 
 /**
  * `insert(key, value)` / `insert(key, value, schema)` sets a value of the current session.

@@ -58,6 +58,7 @@ import * as CookieSigner from "./CookieSigner.js"
 import * as Csrf from "./Csrf.js"
 import * as Expiry from "./Expiry.js"
 import * as internalCookie from "./internal/cookie.js"
+import * as Plan from "./internal/plan.js"
 import * as internal from "./internal/session.js"
 import { TaggedError } from "./internal/taggedError.js"
 import { Session, SessionError } from "./Session.js"
@@ -96,6 +97,17 @@ export interface Options {
   readonly absoluteLifetime?: Duration.DurationInput | undefined
   /** How long a commit keeps merging after `Conflict`s before the request fails as a store error. Default 2 seconds. */
   readonly mergeDeadline?: Duration.DurationInput | undefined
+  /**
+   * After `Session.cycleId` moves a session to a new token, how long a request still carrying the old token is
+   * told nothing: it gets no removal cookie (which could undo the login's new cookie), no data and no new token,
+   * and writes nothing. Afterwards the old token is simply unknown. Default 10 seconds.
+   */
+  readonly cycleGrace?: Duration.DurationInput | undefined
+  /**
+   * `Session.cycleId` drops the session's CSRF secret, so the next `Csrf.token` draws a new one (OWASP advises a
+   * new token at login). Default `true`; `false` keeps the secret across the move.
+   */
+  readonly rotateCsrfOnCycle?: boolean | undefined
   /** Cap on a session's encoded JSON in UTF-8 bytes, checked before the store is called. Default: the store's own cap (64 KiB). */
   readonly maxDataBytes?: number | undefined
   /**
@@ -135,6 +147,7 @@ export interface Service {
 export class SessionMiddleware extends Context.Tag("effect-sessions/SessionMiddleware")<SessionMiddleware, Service>() {}
 
 const DEFAULT_MERGE_DEADLINE = Duration.seconds(2)
+const DEFAULT_CYCLE_GRACE = Duration.seconds(10)
 
 const positiveMillis = (
   name: string,
@@ -147,7 +160,9 @@ const positiveMillis = (
     return Either.left(`session ${name} must be a finite duration`)
   }
   const ms = Duration.toMillis(decoded.value)
-  if (ms < 0 || (!allowZero && ms === 0)) return Either.left(`session ${name} must be ${allowZero ? "zero or more" : "positive"}`)
+  if (ms < 0 || (!allowZero && ms === 0)) {
+    return Either.left(`session ${name} must be ${allowZero ? "zero or more" : "positive"}`)
+  }
   return Either.right(ms)
 }
 
@@ -166,7 +181,8 @@ const checkExpiry = (expiry: Expiry.Expiry): string | undefined => {
 const resolveConfig = (
   options: Options | undefined,
   store: SessionStoreModule.Service,
-  contextSigner: Option.Option<CookieSigner.Signer>
+  contextSigner: Option.Option<CookieSigner.Signer>,
+  decide: typeof Plan.decide
 ): Either.Either<internal.Config, SessionConfigError> =>
   Either.gen(function*() {
     const fail = (message: string) => Either.left(new SessionConfigError({ message }))
@@ -179,7 +195,8 @@ const resolveConfig = (
       sessionEndLifetime: positiveMillis("sessionEndLifetime", options?.sessionEndLifetime, false),
       refreshAfter: positiveMillis("refreshAfter", options?.refreshAfter, true),
       absoluteLifetime: positiveMillis("absoluteLifetime", options?.absoluteLifetime, false),
-      mergeDeadline: positiveMillis("mergeDeadline", options?.mergeDeadline, true)
+      mergeDeadline: positiveMillis("mergeDeadline", options?.mergeDeadline, true),
+      cycleGrace: positiveMillis("cycleGrace", options?.cycleGrace, true)
     }
     for (const d of Object.values(durations)) if (Either.isLeft(d)) return yield* fail(d.left)
     const get = (e: Either.Either<number | undefined, string>) => (Either.isRight(e) ? e.right : undefined)
@@ -187,6 +204,8 @@ const resolveConfig = (
     if (maxDataBytes !== undefined && !(Number.isSafeInteger(maxDataBytes) && maxDataBytes > 0)) {
       return yield* fail("session maxDataBytes must be a positive integer")
     }
+    const rotateCsrfOnCycle = options?.rotateCsrfOnCycle ?? true
+    if (typeof rotateCsrfOnCycle !== "boolean") return yield* fail("session rotateCsrfOnCycle must be a boolean")
     return {
       store,
       cookie: cookie.right,
@@ -196,17 +215,23 @@ const resolveConfig = (
       refreshAfterMs: get(durations.refreshAfter),
       absoluteLifetimeMs: get(durations.absoluteLifetime),
       mergeDeadlineMs: get(durations.mergeDeadline) ?? Duration.toMillis(DEFAULT_MERGE_DEADLINE),
+      cycleGraceMs: get(durations.cycleGrace) ?? Duration.toMillis(DEFAULT_CYCLE_GRACE),
+      rotateCsrfOnCycle,
       maxDataBytes,
-      locks: new internal.CommitLocks()
+      locks: new internal.CommitLocks(),
+      decide
     }
   })
 
+const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> =>
+  internalCookie.sessionCookieValues(request.headers["cookie"], name)
+
 const fromConfig = (config: internal.Config): Service => {
   const cookieName = config.cookie.name
-  const session = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
-    const state = new internal.RequestSession(config, internalCookie.sessionCookieValues(request.headers["cookie"], cookieName))
-    return state
-  })
+  const session = Effect.map(
+    HttpServerRequest.HttpServerRequest,
+    (request) => new internal.RequestSession(config, cookieValues(request, cookieName))
+  )
   return {
     apply: <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session>> =>
       Effect.withFiberRuntime((fiber) => {
@@ -214,7 +239,7 @@ const fromConfig = (config: internal.Config): Service => {
         // putting the old one back when `app` ends does the same in a few operations.
         const context = fiber.currentContext
         const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-        const state = new internal.RequestSession(config, internalCookie.sessionCookieValues(request.headers["cookie"], cookieName))
+        const state = new internal.RequestSession(config, cookieValues(request, cookieName))
         const restore = FiberRef.set(FiberRef.currentContext, context)
         return Effect.zipRight(
           HttpApp.appendPreResponseHandler(state.onResponse),
@@ -240,8 +265,8 @@ const fromConfig = (config: internal.Config): Service => {
  */
 export const make = (options?: Options): Effect.Effect<Service, SessionConfigError, SessionStore> =>
   Effect.flatMap(
-    Effect.zip(SessionStore, Effect.serviceOption(CookieSigner.CookieSigner)),
-    ([store, signer]) => Effect.map(resolveConfig(options, store, signer), fromConfig)
+    Effect.all([SessionStore, Effect.serviceOption(CookieSigner.CookieSigner), Plan.Decide]),
+    ([store, signer, decide]) => Effect.map(resolveConfig(options, store, signer, decide), fromConfig)
   ).pipe(Effect.tap(() => Csrf.redactHeaders()))
 
 /**
@@ -258,8 +283,9 @@ export const layer = (options?: Options): Layer.Layer<SessionMiddleware, Session
  *
  * @since 0.1.0
  */
-export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session> | SessionMiddleware> =>
-  Effect.flatMap(SessionMiddleware, (s) => s.apply(app))
+export const middleware = <E, R>(
+  app: HttpApp.Default<E, R>
+): HttpApp.Default<E, Exclude<R, Session> | SessionMiddleware> => Effect.flatMap(SessionMiddleware, (s) => s.apply(app))
 
 /**
  * `layerRouter` is the `HttpLayerRouter` middleware providing `Session` to the routes it is provided to.
@@ -277,10 +303,12 @@ export const layerRouter = (options?: Options) =>
  *
  * @since 0.1.0
  */
-export class HttpApiSession extends HttpApiMiddleware.Tag<HttpApiSession>()("effect-sessions/SessionMiddleware/HttpApiSession", {
-  provides: Session,
-  failure: SessionError
-}) {}
+export class HttpApiSession
+  extends HttpApiMiddleware.Tag<HttpApiSession>()("effect-sessions/SessionMiddleware/HttpApiSession", {
+    provides: Session,
+    failure: SessionError
+  })
+{}
 
 /**
  * `layerHttpApi` implements `HttpApiSession`: each request gets its `Session`, committed by the same

@@ -19,7 +19,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SessionData from "./SessionData.js"
 import * as SessionId from "./SessionId.js"
@@ -90,7 +90,11 @@ export interface StoredFields {
 
 const toSafeInteger = (u: unknown): number | undefined => {
   if (typeof u === "number") return Number.isSafeInteger(u) ? u : undefined
-  if (typeof u === "bigint") return u <= BigInt(Number.MAX_SAFE_INTEGER) && u >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(u) : undefined
+  if (typeof u === "bigint") {
+    return u <= BigInt(Number.MAX_SAFE_INTEGER) && u >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(u)
+      : undefined
+  }
   if (typeof u === "string" && /^-?\d{1,16}$/.test(u)) {
     const n = Number(u)
     return Number.isSafeInteger(n) ? n : undefined
@@ -113,7 +117,9 @@ export const decodeStoredEither = (fields: StoredFields): Either.Either<SessionR
   const data = typeof fields.data === "string"
     ? SessionData.decode(fields.data)
     : fields.data instanceof Uint8Array
-    ? SessionData.decode(Buffer.from(fields.data.buffer, fields.data.byteOffset, fields.data.byteLength).toString("utf8"))
+    ? SessionData.decode(
+      Buffer.from(fields.data.buffer, fields.data.byteOffset, fields.data.byteLength).toString("utf8")
+    )
     : SessionData.fromJsonValue(fields.data)
   if (Either.isLeft(data)) return Either.left(data.left)
   return Either.right({ id: fields.id, data: data.right, expiresAt, version })

@@ -51,9 +51,13 @@ import * as StoreError from "./StoreError.js"
  */
 export interface Service {
   /** `create` inserts the record as given, or fails with `Collision` when a live record has its id. */
-  readonly create: (record: SessionRecord.SessionRecord) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>
+  readonly create: (
+    record: SessionRecord.SessionRecord
+  ) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>
   /** `save` stores the record with `version + 1` if the live stored version equals `record.version`; else `Conflict` or `Gone`. */
-  readonly save: (record: SessionRecord.SessionRecord) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>
+  readonly save: (
+    record: SessionRecord.SessionRecord
+  ) => Effect.Effect<SessionRecord.SessionRecord, StoreError.StoreError>
   /** `load` succeeds with `Option.none()` when the session does not exist or has expired. */
   readonly load: (id: SessionId) => Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError>
   /** `delete` removes the session; deleting a missing session succeeds. */
@@ -162,15 +166,23 @@ export const make = (backend: Backend, options?: MakeOptions): Service => {
 
   return SessionStore.of({
     create: (record) =>
-      op("create", (now) =>
-        Effect.flatMap(encodeRecord(record, "create", maxDataBytes), (json) => backend.create(record, json, now))),
+      op(
+        "create",
+        (now) =>
+          Effect.flatMap(encodeRecord(record, "create", maxDataBytes), (json) => backend.create(record, json, now))
+      ),
     save: (record) =>
-      op("save", (now) =>
-        Effect.flatMap(encodeRecord(record, "save", maxDataBytes), (json) => backend.save(record, json, now))),
+      op(
+        "save",
+        (now) => Effect.flatMap(encodeRecord(record, "save", maxDataBytes), (json) => backend.save(record, json, now))
+      ),
     load: (id) =>
-      op("load", (now) =>
-        Effect.map(backend.load(id, now), (found) =>
-          Option.isSome(found) && SessionRecord.isExpired(found.value, now) ? Option.none() : found)),
+      op(
+        "load",
+        (now) =>
+          Effect.map(backend.load(id, now), (found) =>
+            Option.isSome(found) && SessionRecord.isExpired(found.value, now) ? Option.none() : found)
+      ),
     delete: (id) => op("delete", (now) => backend.delete(id, now))
   })
 }
@@ -242,7 +254,9 @@ export const layerExpiredDeletion = (
       const deletion = yield* ExpiredDeletion
       const schedule = options?.schedule ?? Schedule.spaced(options?.interval ?? Duration.seconds(60))
       const run = deletion.deleteExpired({ batchSize: options?.batchSize }).pipe(
-        Effect.tap((n) => Effect.logDebug("effect-sessions: expired sessions deleted").pipe(Effect.annotateLogs("count", n))),
+        Effect.tap((n) =>
+          Effect.logDebug("effect-sessions: expired sessions deleted").pipe(Effect.annotateLogs("count", n))
+        ),
         Effect.catchAll((error) =>
           Effect.logWarning("effect-sessions: expired session cleanup failed").pipe(
             Effect.annotateLogs({ reason: error.reason, method: error.method })

@@ -44,11 +44,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Connections from "./internal/sqlConnections.js"
 import * as PgPrepared from "./internal/pgPrepared.js"
+import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
-import { spanIfTraced } from "./internal/tracing.js"
 import { TaggedError } from "./internal/taggedError.js"
+import { spanIfTraced } from "./internal/tracing.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -129,8 +129,10 @@ interface Resolved {
 const DEFAULT_RESERVED_CONNECTIONS = 10
 
 const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either.Either<Resolved, SqlStoreError> => {
-  const invalid = (message: string) => Either.left(new SqlStoreError({ reason: "InvalidOption", message: `SqlStore: ${message}` }))
-  const pgOnly = (option: string) => invalid(`the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
+  const invalid = (message: string) =>
+    Either.left(new SqlStoreError({ reason: "InvalidOption", message: `SqlStore: ${message}` }))
+  const pgOnly = (option: string) =>
+    invalid(`the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
   const table = options?.table ?? Dialect.DEFAULT_TABLE
   const badTable = Dialect.checkIdentifier("table name", table)
   if (badTable !== undefined) return invalid(badTable)
@@ -152,7 +154,9 @@ const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either
   const reservedConnections = reserved ?? (dialect === "sqlite" ? 0 : DEFAULT_RESERVED_CONNECTIONS)
   const prepared = options?.preparedStatements
   if (prepared !== undefined) {
-    if (typeof prepared !== "boolean") return invalid(`preparedStatements must be true or false (got ${typeof prepared})`)
+    if (typeof prepared !== "boolean") {
+      return invalid(`preparedStatements must be true or false (got ${typeof prepared})`)
+    }
     if (dialect !== "pg") return pgOnly("preparedStatements")
     if (prepared && reservedConnections === 0) {
       return invalid("preparedStatements needs reserved connections: it cannot be true with reservedConnections 0")
@@ -216,7 +220,9 @@ const retrying = <A>(effect: Effect.Effect<A, SqlError>, attempt = 1): Effect.Ef
       ? Effect.fail(error)
       : Effect.flatMap(
         Effect.serviceOption(SqlClient.TransactionConnection),
-        (tx) => (Option.isSome(tx) ? Effect.fail(error) : Effect.zipRight(pause(attempt), retrying(effect, attempt + 1)))
+        (
+          tx
+        ) => (Option.isSome(tx) ? Effect.fail(error) : Effect.zipRight(pause(attempt), retrying(effect, attempt + 1)))
       ))
 
 /** A driver error as a `StoreError`; `StoreError.make` keeps the driver error's name and code only. */
@@ -268,7 +274,9 @@ const makeBackend = (
       })
   // Postgres: the store's fixed statements are prepared on each connection under a name (`preparedStatements`).
   const names = new Map<string, string>(
-    preparedStatements ? [st.load, st.create, st.save, st.current, st.delete].map((text) => [text, PgPrepared.nameOf(text)]) : []
+    preparedStatements
+      ? [st.load, st.create, st.save, st.current, st.delete].map((text) => [text, PgPrepared.nameOf(text)])
+      : []
   )
   const rows = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> => {
     const base = names.get(text)
@@ -281,7 +289,9 @@ const makeBackend = (
     ))
   }
   const raw = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, SqlError> =>
-    retrying(onConnection(text, () => sql.unsafe(text, params).raw, (connection) => connection.executeRaw(text, params)))
+    retrying(
+      onConnection(text, () => sql.unsafe(text, params).raw, (connection) => connection.executeRaw(text, params))
+    )
   const mysql = st.dialect === "mysql"
 
   const collision = Effect.fail(StoreError.make("Collision", "create"))
@@ -303,7 +313,9 @@ const makeBackend = (
     mysql
       ? Effect.catchAll(
         Effect.as(raw(st.create, [record.id, json, record.expiresAt, record.version]), record),
-        (error) => (Dialect.isDuplicateKey(error.cause) ? replaceExpired(record, json, now) : Effect.fail(createError(error)))
+        (
+          error
+        ) => (Dialect.isDuplicateKey(error.cause) ? replaceExpired(record, json, now) : Effect.fail(createError(error)))
       )
       : Effect.flatMap(
         Effect.mapError(rows(st.create, [record.id, json, record.expiresAt, record.version, now]), createError),
@@ -426,8 +438,11 @@ const prepare = Effect.gen(function*() {
 export const migrate = (
   options?: Pick<Options, "table" | "schema">
 ): Effect.Effect<void, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
-  Effect.flatMap(prepare, ({ dialect, sql }) =>
-    Effect.flatMap(resolve(dialect, options), (r) => runMigration(sql, Dialect.statements(dialect, r.names))))
+  Effect.flatMap(
+    prepare,
+    ({ dialect, sql }) =>
+      Effect.flatMap(resolve(dialect, options), (r) => runMigration(sql, Dialect.statements(dialect, r.names)))
+  )
 
 /**
  * `make` builds the store on the provided `SqlClient`, after running the migration unless `migrate` is `false`.

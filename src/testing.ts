@@ -22,8 +22,8 @@ import { layer as vitestLayer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { checks, type ContractCheck, ContractSettings, ContractViolation } from "./internal/contractChecks.js"
 import * as SessionStore from "./SessionStore.js"
-import { type ContractCheck, checks, ContractSettings, ContractViolation } from "./internal/contractChecks.js"
 
 export {
   /**
@@ -118,7 +118,13 @@ export const runContractSuite = (
   options?: RunOptions
 ): void => {
   const body = (
-    it: { readonly effect: (name: string, self: (ctx: { skip: (note?: string) => void }) => Effect.Effect<void, unknown, SessionStore.SessionStore>, timeout?: number) => void }
+    it: {
+      readonly effect: (
+        name: string,
+        self: (ctx: { skip: (note?: string) => void }) => Effect.Effect<void, unknown, SessionStore.SessionStore>,
+        timeout?: number
+      ) => void
+    }
   ) => {
     for (const check of checks) {
       if (check.requiresExpiredDeletion === true && options?.expiredDeletion === false) continue
@@ -128,7 +134,9 @@ export const runContractSuite = (
           Effect.flatMap(Effect.serviceOption(SessionStore.ExpiredDeletion), (deletion) => {
             if (check.requiresExpiredDeletion === true && Option.isNone(deletion)) {
               if (options?.expiredDeletion === true) {
-                return Effect.fail(new ContractViolation({ message: "the store under test provides no ExpiredDeletion" }))
+                return Effect.fail(
+                  new ContractViolation({ message: "the store under test provides no ExpiredDeletion" })
+                )
               }
               // vitest marks the test skipped as soon as `skip` is called; it throws to abort, which we do ourselves.
               try {

@@ -1,15 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import type { SessionRecord, StoreError } from "effect-sessions"
 import {
   CachingStore,
   LruStore,
   MemoryStore,
   SessionData,
   SessionId,
-  SessionRecord,
   SessionStore,
-  SessionToken,
-  StoreError
+  SessionToken
 } from "effect-sessions"
 import { runContractSuite } from "effect-sessions/testing"
 import { counting } from "./support/countingStore.js"
@@ -45,7 +44,10 @@ type Setup = ReturnType<typeof setup>
 /** `scenario(name, body)` runs `body` with the caching store of a fresh `setup` and its probes. */
 const scenario = (
   name: string,
-  body: (caching: SessionStore.Service, t: Setup) => Effect.Effect<void, unknown, MemoryStore.MemoryStore | LruStore.LruStore>,
+  body: (
+    caching: SessionStore.Service,
+    t: Setup
+  ) => Effect.Effect<void, unknown, MemoryStore.MemoryStore | LruStore.LruStore>,
   options?: { readonly maxStaleness?: number }
 ) =>
   it.effect(name, () => {
@@ -54,7 +56,12 @@ const scenario = (
   })
 
 /** Runs `during` while a load through `caching` is held after it read the store; then lets that load refill the cache. */
-const loadAround = <A, E>(t: Setup, caching: SessionStore.Service, id: SessionId.SessionId, during: Effect.Effect<A, E>) =>
+const loadAround = <A, E>(
+  t: Setup,
+  caching: SessionStore.Service,
+  id: SessionId.SessionId,
+  during: Effect.Effect<A, E>
+) =>
   Effect.gen(function*() {
     const held = yield* t.store.holdNextLoad
     const racing = yield* Effect.fork(caching.load(id))
@@ -93,35 +100,43 @@ describe("CachingStore", () => {
       assert.deepStrictEqual(t.store.counts, { create: 0, save: 0, load: 0, delete: 0 })
     }))
 
-  scenario("a save refills the cache with one compare-and-set save; delete + create only when the cache lost the entry", (caching, t) =>
-    Effect.gen(function*() {
-      const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
-      t.cache.reset()
-      const saved = yield* caching.save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
-      assert.deepStrictEqual(t.cache.counts, { create: 0, save: 1, load: 0, delete: 0 })
-      const cached = yield* (yield* rawCache).load(created.id)
-      assert.isTrue(
-        Option.isSome(cached) && cached.value.version === saved.version && cached.value.expiresAt === saved.expiresAt &&
-          SessionData.equals(cached.value.data, { n: 2 })
-      )
-      // the cache lost the entry (evicted): its save is Gone, so the layer deletes and creates
-      yield* (yield* rawCache).delete(created.id)
-      t.cache.reset()
-      t.store.reset()
-      const again = yield* caching.save({ ...saved, data: SessionData.fromEntries([["n", 3]]) })
-      assert.deepStrictEqual(t.cache.counts, { create: 1, save: 1, load: 0, delete: 1 })
-      const hit = yield* caching.load(created.id)
-      assert.isTrue(Option.isSome(hit) && hit.value.version === again.version && SessionData.equals(hit.value.data, { n: 3 }))
-      assert.strictEqual(t.store.counts.load, 0)
-      // the cache holds another version (written behind the layer's back): refilled all the same
-      yield* (yield* rawCache).save(again)
-      t.cache.reset()
-      const last = yield* caching.save({ ...again, data: SessionData.fromEntries([["n", 4]]) })
-      assert.deepStrictEqual(t.cache.counts, { create: 1, save: 1, load: 0, delete: 1 })
-      const final = yield* caching.load(created.id)
-      assert.isTrue(Option.isSome(final) && final.value.version === last.version && SessionData.equals(final.value.data, { n: 4 }))
-      assert.strictEqual(t.store.counts.load, 0)
-    }))
+  scenario(
+    "a save refills the cache with one compare-and-set save; delete + create only when the cache lost the entry",
+    (caching, t) =>
+      Effect.gen(function*() {
+        const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+        t.cache.reset()
+        const saved = yield* caching.save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
+        assert.deepStrictEqual(t.cache.counts, { create: 0, save: 1, load: 0, delete: 0 })
+        const cached = yield* (yield* rawCache).load(created.id)
+        assert.isTrue(
+          Option.isSome(cached) && cached.value.version === saved.version &&
+            cached.value.expiresAt === saved.expiresAt &&
+            SessionData.equals(cached.value.data, { n: 2 })
+        )
+        // the cache lost the entry (evicted): its save is Gone, so the layer deletes and creates
+        yield* (yield* rawCache).delete(created.id)
+        t.cache.reset()
+        t.store.reset()
+        const again = yield* caching.save({ ...saved, data: SessionData.fromEntries([["n", 3]]) })
+        assert.deepStrictEqual(t.cache.counts, { create: 1, save: 1, load: 0, delete: 1 })
+        const hit = yield* caching.load(created.id)
+        assert.isTrue(
+          Option.isSome(hit) && hit.value.version === again.version && SessionData.equals(hit.value.data, { n: 3 })
+        )
+        assert.strictEqual(t.store.counts.load, 0)
+        // the cache holds another version (written behind the layer's back): refilled all the same
+        yield* (yield* rawCache).save(again)
+        t.cache.reset()
+        const last = yield* caching.save({ ...again, data: SessionData.fromEntries([["n", 4]]) })
+        assert.deepStrictEqual(t.cache.counts, { create: 1, save: 1, load: 0, delete: 1 })
+        const final = yield* caching.load(created.id)
+        assert.isTrue(
+          Option.isSome(final) && final.value.version === last.version && SessionData.equals(final.value.data, { n: 4 })
+        )
+        assert.strictEqual(t.store.counts.load, 0)
+      })
+  )
 
   scenario("a miss reads the store once and refills the cache", (caching, t) =>
     Effect.gen(function*() {
@@ -136,22 +151,28 @@ describe("CachingStore", () => {
       assert.strictEqual(t.store.counts.load, 3)
     }))
 
-  scenario("an entry older than maxStaleness is read again from the store: another instance's save shows", (caching, t) =>
-    Effect.gen(function*() {
-      const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
-      const other = yield* (yield* elsewhere).save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
-      yield* TestClock.adjust(MAX_STALENESS - 1)
-      // within maxStaleness this instance may still serve its copy
-      assert.strictEqual(version(yield* caching.load(created.id)), 1)
-      assert.strictEqual(t.store.counts.load, 0)
-      yield* TestClock.adjust(1)
-      const fresh = yield* caching.load(created.id)
-      assert.isTrue(Option.isSome(fresh) && fresh.value.version === other.version && SessionData.equals(fresh.value.data, { n: 2 }))
-      assert.strictEqual(t.store.counts.load, 1)
-      // refilled: the next load is a hit
-      assert.strictEqual(version(yield* caching.load(created.id)), 2)
-      assert.strictEqual(t.store.counts.load, 1)
-    }))
+  scenario(
+    "an entry older than maxStaleness is read again from the store: another instance's save shows",
+    (caching, t) =>
+      Effect.gen(function*() {
+        const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+        const other = yield* (yield* elsewhere).save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
+        yield* TestClock.adjust(MAX_STALENESS - 1)
+        // within maxStaleness this instance may still serve its copy
+        assert.strictEqual(version(yield* caching.load(created.id)), 1)
+        assert.strictEqual(t.store.counts.load, 0)
+        yield* TestClock.adjust(1)
+        const fresh = yield* caching.load(created.id)
+        assert.isTrue(
+          Option.isSome(fresh) && fresh.value.version === other.version &&
+            SessionData.equals(fresh.value.data, { n: 2 })
+        )
+        assert.strictEqual(t.store.counts.load, 1)
+        // refilled: the next load is a hit
+        assert.strictEqual(version(yield* caching.load(created.id)), 2)
+        assert.strictEqual(t.store.counts.load, 1)
+      })
+  )
 
   scenario("another instance's delete shows after maxStaleness", (caching) =>
     Effect.gen(function*() {
@@ -184,7 +205,9 @@ describe("CachingStore", () => {
       assert.strictEqual(v2.version, 2)
       assert.deepStrictEqual([t.store.counts.create, t.store.counts.save], [1, 1])
       const cached = yield* caching.load(created.id)
-      assert.isTrue(Option.isSome(cached) && cached.value.version === 2 && SessionData.equals(cached.value.data, { n: 2 }))
+      assert.isTrue(
+        Option.isSome(cached) && cached.value.version === 2 && SessionData.equals(cached.value.data, { n: 2 })
+      )
       assert.strictEqual(t.store.counts.load, 0)
       // a compare-and-set save with the version the cache served succeeds at the store
       const v3 = yield* caching.save(Option.getOrThrow(cached))
@@ -193,28 +216,34 @@ describe("CachingStore", () => {
       assert.strictEqual(version(stored), 3)
     }))
 
-  scenario("Conflict from the store evicts the entry: the next load reads the store", (caching, t) =>
-    Effect.gen(function*() {
-      const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
-      yield* (yield* elsewhere).save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
-      assert.strictEqual(reasonOf(yield* Effect.exit(caching.save(created))), "Conflict")
-      assert.strictEqual(yield* LruStore.size, 0)
-      const latest = yield* caching.load(created.id)
-      assert.strictEqual(version(latest), 2)
-      assert.strictEqual(t.store.counts.load, 1)
-      // the merge a session layer does: save on top of the latest version
-      assert.strictEqual((yield* caching.save(Option.getOrThrow(latest))).version, 3)
-    }))
+  scenario(
+    "Conflict from the store evicts the entry: the next load reads the store",
+    (caching, t) =>
+      Effect.gen(function*() {
+        const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+        yield* (yield* elsewhere).save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
+        assert.strictEqual(reasonOf(yield* Effect.exit(caching.save(created))), "Conflict")
+        assert.strictEqual(yield* LruStore.size, 0)
+        const latest = yield* caching.load(created.id)
+        assert.strictEqual(version(latest), 2)
+        assert.strictEqual(t.store.counts.load, 1)
+        // the merge a session layer does: save on top of the latest version
+        assert.strictEqual((yield* caching.save(Option.getOrThrow(latest))).version, 3)
+      })
+  )
 
-  scenario("Gone from the store evicts the entry: a session revoked elsewhere is not served again", (caching, t) =>
-    Effect.gen(function*() {
-      const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
-      yield* (yield* elsewhere).delete(created.id)
-      assert.strictEqual(reasonOf(yield* Effect.exit(caching.save(created))), "Gone")
-      assert.strictEqual(yield* LruStore.size, 0)
-      assert.isTrue(Option.isNone(yield* caching.load(created.id)))
-      assert.strictEqual(t.store.counts.load, 1)
-    }))
+  scenario(
+    "Gone from the store evicts the entry: a session revoked elsewhere is not served again",
+    (caching, t) =>
+      Effect.gen(function*() {
+        const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+        yield* (yield* elsewhere).delete(created.id)
+        assert.strictEqual(reasonOf(yield* Effect.exit(caching.save(created))), "Gone")
+        assert.strictEqual(yield* LruStore.size, 0)
+        assert.isTrue(Option.isNone(yield* caching.load(created.id)))
+        assert.strictEqual(t.store.counts.load, 1)
+      })
+  )
 
   scenario("after delete returns, the session is never served from the cache", (caching, t) =>
     Effect.gen(function*() {
@@ -227,27 +256,41 @@ describe("CachingStore", () => {
       yield* caching.delete(created.id)
     }))
 
-  scenario("a load that read the store before a delete and refills after it does not bring the session back", (caching, t) =>
-    Effect.gen(function*() {
-      const record = yield* (yield* elsewhere).create(newRecord(yield* Clock.currentTimeMillis))
-      const racing = yield* loadAround(t, caching, record.id, caching.delete(record.id))
-      assert.strictEqual(version(racing.load), 1) // it began before the delete
-      assert.isTrue(Option.isNone(yield* caching.load(record.id)))
-      yield* TestClock.adjust(MAX_STALENESS / 2)
-      assert.isTrue(Option.isNone(yield* caching.load(record.id)))
-      assert.strictEqual(t.store.counts.load, 3)
-    }))
+  scenario(
+    "a load that read the store before a delete and refills after it does not bring the session back",
+    (caching, t) =>
+      Effect.gen(function*() {
+        const record = yield* (yield* elsewhere).create(newRecord(yield* Clock.currentTimeMillis))
+        const racing = yield* loadAround(t, caching, record.id, caching.delete(record.id))
+        assert.strictEqual(version(racing.load), 1) // it began before the delete
+        assert.isTrue(Option.isNone(yield* caching.load(record.id)))
+        yield* TestClock.adjust(MAX_STALENESS / 2)
+        assert.isTrue(Option.isNone(yield* caching.load(record.id)))
+        assert.strictEqual(t.store.counts.load, 3)
+      })
+  )
 
-  scenario("a load that read the store before a save and refills after it does not roll the cache back", (caching, t) =>
-    Effect.gen(function*() {
-      const record = yield* (yield* elsewhere).create(newRecord(yield* Clock.currentTimeMillis))
-      const saved = (yield* loadAround(t, caching, record.id, caching.save({ ...record, data: SessionData.fromEntries([["n", 2]]) })))
-        .during
-      const found = yield* caching.load(record.id)
-      assert.isTrue(Option.isSome(found) && found.value.version === saved.version && SessionData.equals(found.value.data, { n: 2 }))
-      // and a save through the cache still carries the right version
-      assert.strictEqual((yield* caching.save(Option.getOrThrow(found))).version, 3)
-    }))
+  scenario(
+    "a load that read the store before a save and refills after it does not roll the cache back",
+    (caching, t) =>
+      Effect.gen(function*() {
+        const record = yield* (yield* elsewhere).create(newRecord(yield* Clock.currentTimeMillis))
+        const saved = (yield* loadAround(
+          t,
+          caching,
+          record.id,
+          caching.save({ ...record, data: SessionData.fromEntries([["n", 2]]) })
+        ))
+          .during
+        const found = yield* caching.load(record.id)
+        assert.isTrue(
+          Option.isSome(found) && found.value.version === saved.version &&
+            SessionData.equals(found.value.data, { n: 2 })
+        )
+        // and a save through the cache still carries the right version
+        assert.strictEqual((yield* caching.save(Option.getOrThrow(found))).version, 3)
+      })
+  )
 
   scenario("a cache entry changed behind the layer's back is not served", (caching, t) =>
     Effect.gen(function*() {
@@ -270,31 +313,36 @@ describe("CachingStore", () => {
         assert.strictEqual(t.store.counts.load, 1)
       }))
 
-    scenario("a cache that cannot be updated after a write is bypassed, never serving the old version", (caching, t) =>
-      Effect.gen(function*() {
-        const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
-        assert.strictEqual(version(yield* caching.load(created.id)), 1) // cached
-        // the cache still answers loads (with v1) but refuses every change
-        t.cache.fail("delete", "Unavailable")
-        t.cache.fail("create", "Unavailable")
-        t.cache.fail("save", "Unavailable")
-        const saved = yield* caching.save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
-        assert.strictEqual(saved.version, 2)
-        for (let i = 0; i < 2; i++) {
-          const found = yield* caching.load(created.id)
-          assert.isTrue(Option.isSome(found) && found.value.version === 2 && SessionData.equals(found.value.data, { n: 2 }))
-        }
-        assert.strictEqual(t.store.counts.load, 2)
-        // a delete the cache cannot follow still ends the session
-        yield* caching.delete(created.id)
-        assert.isTrue(Option.isNone(yield* caching.load(created.id)))
-        // once the cache heals, loads are hits again
-        t.cache.heal()
-        const next = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
-        t.store.reset()
-        assert.strictEqual(version(yield* caching.load(next.id)), 1)
-        assert.strictEqual(t.store.counts.load, 0)
-      }))
+    scenario(
+      "a cache that cannot be updated after a write is bypassed, never serving the old version",
+      (caching, t) =>
+        Effect.gen(function*() {
+          const created = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+          assert.strictEqual(version(yield* caching.load(created.id)), 1) // cached
+          // the cache still answers loads (with v1) but refuses every change
+          t.cache.fail("delete", "Unavailable")
+          t.cache.fail("create", "Unavailable")
+          t.cache.fail("save", "Unavailable")
+          const saved = yield* caching.save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
+          assert.strictEqual(saved.version, 2)
+          for (let i = 0; i < 2; i++) {
+            const found = yield* caching.load(created.id)
+            assert.isTrue(
+              Option.isSome(found) && found.value.version === 2 && SessionData.equals(found.value.data, { n: 2 })
+            )
+          }
+          assert.strictEqual(t.store.counts.load, 2)
+          // a delete the cache cannot follow still ends the session
+          yield* caching.delete(created.id)
+          assert.isTrue(Option.isNone(yield* caching.load(created.id)))
+          // once the cache heals, loads are hits again
+          t.cache.heal()
+          const next = yield* caching.create(newRecord(yield* Clock.currentTimeMillis))
+          t.store.reset()
+          assert.strictEqual(version(yield* caching.load(next.id)), 1)
+          assert.strictEqual(t.store.counts.load, 0)
+        })
+    )
 
     scenario("store errors are the caller's; a failed save evicts", (caching, t) =>
       Effect.gen(function*() {

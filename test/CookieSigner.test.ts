@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
-import * as path from "node:path"
 import { ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { CookieSigner, SessionToken } from "effect-sessions"
+import { execFile } from "node:child_process"
+import * as path from "node:path"
 
 const key = () => Redacted.make(CookieSigner.unsafeGenerateKey())
 
@@ -126,8 +126,7 @@ describe("CookieSigner", () => {
       const newer = CookieSigner.unsafeGenerateKey()
       const token = SessionToken.unsafeGenerate()
       const oldCookie = signer(Redacted.make(older)).sign("session", token)
-      const env = (value: string) =>
-        Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SESSION_KEYS", value]])))
+      const env = (value: string) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SESSION_KEYS", value]])))
 
       const s = yield* Effect.provide(
         CookieSigner.CookieSigner,

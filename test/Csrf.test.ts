@@ -1,10 +1,10 @@
 /**
  * CSRF protection observed through a real HTTP server: tokens, the Origin / Sec-Fetch-Site check, the 403.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema } from "effect"
 import { Csrf, MemoryStore, Session, SessionMiddleware } from "effect-sessions"
 import { type Client, makeClient, serve } from "./support/http.js"
@@ -30,9 +30,14 @@ const routes = HttpRouter.empty.pipe(
   // the handler reads the body the check has read before it
   HttpRouter.post(
     "/echo",
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      Effect.map(Effect.orDie(request.urlParamsBody), (params) =>
-        HttpServerResponse.text(params.find(([name]) => name === "note")?.[1] ?? "")))
+    Effect.flatMap(
+      HttpServerRequest.HttpServerRequest,
+      (request) =>
+        Effect.map(
+          Effect.orDie(request.urlParamsBody),
+          (params) => HttpServerResponse.text(params.find(([name]) => name === "note")?.[1] ?? "")
+        )
+    )
   )
 )
 
@@ -114,7 +119,11 @@ describe("Csrf middleware", () => {
             form({ _csrf: flipped }, { origin: url }),
             form({ _csrf: token.slice(0, 43) }, { origin: url }),
             { method: "POST", headers: { origin: url, "x-csrf-token": "nonsense" } },
-            { method: "POST", headers: { origin: url, "content-type": "application/json" }, body: `{"_csrf":"${token}"}` }
+            {
+              method: "POST",
+              headers: { origin: url, "content-type": "application/json" },
+              body: `{"_csrf":"${token}"}`
+            }
           ]
         ) {
           assertRefused(yield* client.request("/action", init))
@@ -180,7 +189,10 @@ describe("Csrf middleware", () => {
         assert.strictEqual((yield* client.request("/action", listed)).status, 200)
         assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: url })))
         assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: "http://app.example" })))
-        assert.strictEqual((yield* client.request("/action", form({ _csrf: token }, { "sec-fetch-site": "same-origin" }))).status, 200)
+        assert.strictEqual(
+          (yield* client.request("/action", form({ _csrf: token }, { "sec-fetch-site": "same-origin" }))).status,
+          200
+        )
       })))
 
   it.live("requireToken: false relies on the origin check and refuses requests that give no signal", () =>
@@ -209,7 +221,11 @@ const cookieOf = (client: Client) => `__Host-session=${client.jar.get("__Host-se
  */
 const refusedUnread = (url: string, head: Record<string, string>): Effect.Effect<RawReply, string> =>
   Effect.scoped(Effect.flatMap(open(url), (socket) => {
-    const lines = Object.entries({ host: new URL(url).host, "content-type": "application/x-www-form-urlencoded", ...head })
+    const lines = Object.entries({
+      host: new URL(url).host,
+      "content-type": "application/x-www-form-urlencoded",
+      ...head
+    })
       .map(([k, v]) => `${k}: ${v}\r\n`).join("")
     return awaitReply(socket, () => socket.write(`POST /action HTTP/1.1\r\n${lines}\r\n`)).pipe(
       Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "no response before the body was sent" })
@@ -233,7 +249,9 @@ describe("Csrf decides from headers first and reads no body it does not need", (
         yield* tokenOf(client)
         assertRefused(yield* refusedUnread(url, { "content-length": big, origin: url, cookie: cookieOf(client) }))
         assertRefused(yield* refusedUnread(url, { "content-length": "65537", origin: url, cookie: cookieOf(client) }))
-        assertRefused(yield* refusedUnread(url, { "transfer-encoding": "chunked", origin: url, cookie: cookieOf(client) }))
+        assertRefused(
+          yield* refusedUnread(url, { "transfer-encoding": "chunked", origin: url, cookie: cookieOf(client) })
+        )
         assert.strictEqual(yield* actions(client), "0")
       })))
 
@@ -262,7 +280,9 @@ describe("Csrf decides from headers first and reads no body it does not need", (
     withServer(withMiddleware({ maxBodyBytes: -1 }), (client, url) =>
       Effect.gen(function*() {
         const token = yield* tokenOf(client)
-        assertRefused(yield* client.request("/action", { method: "POST", headers: { origin: url, "x-csrf-token": token } }))
+        assertRefused(
+          yield* client.request("/action", { method: "POST", headers: { origin: url, "x-csrf-token": token } })
+        )
       })))
 })
 
@@ -270,15 +290,36 @@ describe("Csrf checks every method but GET, HEAD, OPTIONS and TRACE", () => {
   it.live("PROPFIND, MKCOL, LOCK, PURGE and others from another origin without a token never reach the handler", () =>
     withServer(withMiddleware(), (client, url) =>
       Effect.gen(function*() {
-        for (const method of ["PROPFIND", "MKCOL", "LOCK", "PURGE", "PROPPATCH", "COPY", "MOVE", "UNLOCK", "SEARCH", "REPORT"]) {
+        for (
+          const method of [
+            "PROPFIND",
+            "MKCOL",
+            "LOCK",
+            "PURGE",
+            "PROPPATCH",
+            "COPY",
+            "MOVE",
+            "UNLOCK",
+            "SEARCH",
+            "REPORT"
+          ]
+        ) {
           assertRefused(yield* client.request("/any", { method, headers: { origin: "https://evil.example" } }))
           assertRefused(yield* client.request("/any", { method }))
         }
         assert.strictEqual(yield* actions(client), "0")
         const token = yield* tokenOf(client)
-        assert.strictEqual((yield* client.request("/any", { method: "PROPFIND", headers: { origin: url, "x-csrf-token": token } })).status, 200)
+        assert.strictEqual(
+          (yield* client.request("/any", { method: "PROPFIND", headers: { origin: url, "x-csrf-token": token } }))
+            .status,
+          200
+        )
         for (const method of ["GET", "HEAD", "OPTIONS"]) {
-          assert.strictEqual((yield* client.request("/any", { method, headers: { "sec-fetch-site": "cross-site" } })).status, 200, method)
+          assert.strictEqual(
+            (yield* client.request("/any", { method, headers: { "sec-fetch-site": "cross-site" } })).status,
+            200,
+            method
+          )
         }
       })))
 })
@@ -290,9 +331,17 @@ describe("Csrf compares the full origin, scheme included", () => {
         const token = yield* tokenOf(client)
         const https = url.replace("http://", "https://")
         assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: https })))
-        assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: https, "x-forwarded-proto": "http" })))
-        assert.strictEqual((yield* client.request("/action", form({ _csrf: token }, { origin: https, "x-forwarded-proto": "https" }))).status, 200)
-        assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: url, "x-forwarded-proto": "https" })))
+        assertRefused(
+          yield* client.request("/action", form({ _csrf: token }, { origin: https, "x-forwarded-proto": "http" }))
+        )
+        assert.strictEqual(
+          (yield* client.request("/action", form({ _csrf: token }, { origin: https, "x-forwarded-proto": "https" })))
+            .status,
+          200
+        )
+        assertRefused(
+          yield* client.request("/action", form({ _csrf: token }, { origin: url, "x-forwarded-proto": "https" }))
+        )
         assert.strictEqual((yield* client.request("/action", form({ _csrf: token }, { origin: url }))).status, 200)
         assert.strictEqual(yield* actions(client), "2")
       })))

@@ -3,28 +3,42 @@
  * commits it like the other middlewares; its declared failure is the opaque `SessionError`.
  * This file doubles as the example of wiring it up.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema } from "effect"
-import { Expiry, MemoryStore, Session, SessionId, SessionMiddleware, SessionStore, type SessionToken } from "effect-sessions"
+import {
+  Expiry,
+  MemoryStore,
+  Session,
+  SessionId,
+  SessionMiddleware,
+  SessionStore,
+  type SessionToken
+} from "effect-sessions"
 import { counting } from "./support/countingStore.js"
 import { makeClient, serve } from "./support/http.js"
 
 // --- the API -----------------------------------------------------------------------------------
 
-class NotLoggedIn extends Schema.TaggedError<NotLoggedIn>()("NotLoggedIn", {}, HttpApiSchema.annotations({ status: 401 })) {}
+class NotLoggedIn
+  extends Schema.TaggedError<NotLoggedIn>()("NotLoggedIn", {}, HttpApiSchema.annotations({ status: 401 }))
+{}
 
 const Counter = Session.key("counter", Schema.Number)
 const User = Session.key("user", Schema.String)
 
 class Account extends HttpApiGroup.make("account")
   .add(HttpApiEndpoint.get("count", "/count").addSuccess(Schema.Number))
-  .add(HttpApiEndpoint.post("login", "/login").setUrlParams(Schema.Struct({ name: Schema.String })).addSuccess(Schema.String))
+  .add(
+    HttpApiEndpoint.post("login", "/login").setUrlParams(Schema.Struct({ name: Schema.String })).addSuccess(
+      Schema.String
+    )
+  )
   .add(HttpApiEndpoint.get("me", "/me").addSuccess(Schema.String).addError(NotLoggedIn))
   .add(HttpApiEndpoint.post("logout", "/logout"))
   .add(HttpApiEndpoint.post("remember", "/remember").addError(NotLoggedIn))
@@ -49,7 +63,8 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
       }))
     .handle("me", () =>
       Effect.flatMap(User, Option.match({ onNone: () => Effect.fail(new NotLoggedIn()), onSome: Effect.succeed })))
-    .handle("logout", () => Session.flush)
+    .handle("logout", () =>
+      Session.flush)
     // writes, then fails into a declared 401: the write is still committed
     .handle("remember", () => Effect.zipRight(Session.insert("remembered", true), Effect.fail(new NotLoggedIn())))
     .handle("plain", () => Effect.succeed("plain")))
@@ -61,11 +76,13 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide(SessionMiddleware.layerHttpApi({ expiry: Expiry.OnInactivity("1 hour") }))
 )
 
-const withApi = <A, E>(body: (h: {
-  readonly url: string
-  readonly probe: ReturnType<typeof counting>["probe"]
-  readonly store: SessionStore.Service
-}) => Effect.Effect<A, E>) => {
+const withApi = <A, E>(
+  body: (h: {
+    readonly url: string
+    readonly probe: ReturnType<typeof counting>["probe"]
+    readonly store: SessionStore.Service
+  }) => Effect.Effect<A, E>
+) => {
   const { layer: storeLayer, probe } = counting(MemoryStore.layer())
   return Effect.gen(function*() {
     const url = yield* serve(yield* HttpApiBuilder.httpApp)
@@ -96,7 +113,8 @@ describe("HttpApi", () => {
         const bye = yield* client.post("/logout")
         assert.strictEqual(bye.cookie("__Host-session")?.attributes["max-age"], "0")
         assert.strictEqual((yield* client.get("/me")).status, 401)
-      })))
+      })
+    ))
 
   it.live("an endpoint that never touches the session makes no store call and sets no cookie", () =>
     withApi(({ probe, url }) =>
@@ -108,7 +126,8 @@ describe("HttpApi", () => {
         assert.strictEqual(plain.status, 200)
         assert.strictEqual(plain.setCookies.length, 0)
         assert.deepStrictEqual(probe.counts, { create: 0, save: 0, load: 0, delete: 0 })
-      })))
+      })
+    ))
 
   it.live("an endpoint failing with a declared 4xx still commits and gets its cookie", () =>
     withApi(({ store, url }) =>
@@ -118,7 +137,8 @@ describe("HttpApi", () => {
         const token = reply.cookie("__Host-session")!.value
         const stored = yield* Effect.orDie(store.load(SessionId.fromToken(token as SessionToken.SessionToken)))
         assert.strictEqual(Option.getOrThrow(stored).data.remembered, true)
-      })))
+      })
+    ))
 
   it.live("a failing store: the client sees the opaque SessionError or an empty 500, never the store error", () =>
     withApi(({ probe, url }) =>
@@ -135,11 +155,20 @@ describe("HttpApi", () => {
         assert.strictEqual(commitFails.status, 500)
         assert.strictEqual(commitFails.body, "")
         for (const body of [loadFails.body, commitFails.body]) {
-          for (const needle of ["StoreError", "Unavailable", "load", token, SessionId.fromToken(token as SessionToken.SessionToken)]) {
+          for (
+            const needle of [
+              "StoreError",
+              "Unavailable",
+              "load",
+              token,
+              SessionId.fromToken(token as SessionToken.SessionToken)
+            ]
+          ) {
             assert.notInclude(body, needle)
           }
         }
-      })))
+      })
+    ))
 
   it("the declared failure schema of the middleware encodes the reason only", () => {
     const error = Session.sessionError("Store", new Error("detail that must stay on the server"))

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Effect, Exit, Option, TestClock } from "effect"
-import { LruStore, SessionData, SessionId, SessionStore, SessionToken, StoreError } from "effect-sessions"
+import type { StoreError } from "effect-sessions"
+import { LruStore, SessionData, SessionId, SessionStore, SessionToken } from "effect-sessions"
 import { runContractSuite } from "effect-sessions/testing"
 
 runContractSuite("LruStore contract", LruStore.layer())
@@ -31,7 +32,10 @@ describe("LruStore", () => {
       assert.strictEqual(reasonOf(yield* Effect.exit(store.save(record))), "Gone")
       // an expired record may be replaced by `create`
       const again = yield* store.create({ ...record, expiresAt: 5_000 })
-      assert.deepStrictEqual((yield* store.load(record.id)).pipe(Option.map((r) => r.version)), Option.some(again.version))
+      assert.deepStrictEqual(
+        (yield* store.load(record.id)).pipe(Option.map((r) => r.version)),
+        Option.some(again.version)
+      )
       assert.strictEqual(yield* LruStore.size, 1)
     }).pipe(Effect.provide(LruStore.layer())))
 

@@ -15,7 +15,12 @@ const createMany = (n: number, lifetime: number) =>
     const created: Array<SessionRecord.SessionRecord> = []
     for (let i = 0; i < n; i++) {
       created.push(
-        yield* store.create({ id: freshId(), data: SessionData.fromEntries([["i", i]]), expiresAt: now + lifetime, version: 1 })
+        yield* store.create({
+          id: freshId(),
+          data: SessionData.fromEntries([["i", i]]),
+          expiresAt: now + lifetime,
+          version: 1
+        })
       )
     }
     return created
@@ -33,15 +38,19 @@ const settle = (expected: number, rounds = 10_000) =>
   })
 
 describe("MemoryStore", () => {
-  it.effect("sheds 100,000 expired sessions on its own once the sweep interval has passed", () =>
-    Effect.gen(function*() {
-      yield* createMany(100_000, 1_000)
-      assert.strictEqual(yield* MemoryStore.size, 100_000)
-      yield* TestClock.adjust("2 seconds")
-      assert.strictEqual(yield* MemoryStore.size, 100_000, "nothing is swept before the interval")
-      yield* TestClock.adjust("60 seconds")
-      assert.strictEqual(yield* settle(0), 0)
-    }).pipe(Effect.provide(MemoryStore.layer({ spans: false }))), 60_000) // spans only slow the 100,000 creates
+  it.effect(
+    "sheds 100,000 expired sessions on its own once the sweep interval has passed",
+    () =>
+      Effect.gen(function*() {
+        yield* createMany(100_000, 1_000)
+        assert.strictEqual(yield* MemoryStore.size, 100_000)
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(yield* MemoryStore.size, 100_000, "nothing is swept before the interval")
+        yield* TestClock.adjust("60 seconds")
+        assert.strictEqual(yield* settle(0), 0)
+      }).pipe(Effect.provide(MemoryStore.layer({ spans: false }))),
+    60_000
+  ) // spans only slow the 100,000 creates
 
   it.effect("the sweep keeps live sessions, and follows sweepInterval", () =>
     Effect.gen(function*() {
@@ -91,7 +100,9 @@ describe("MemoryStore", () => {
       assert.isTrue(SessionData.equals(first.value.data, { user: { name: "Ada", roles: ["admin"] } }))
       ;((first.value.data.user as Record<string, SessionData.JsonValue>).roles as Array<string>).push("root")
       const second = yield* store.load(id)
-      assert.isTrue(Option.isSome(second) && SessionData.equals(second.value.data, { user: { name: "Ada", roles: ["admin"] } }))
+      assert.isTrue(
+        Option.isSome(second) && SessionData.equals(second.value.data, { user: { name: "Ada", roles: ["admin"] } })
+      )
     }).pipe(Effect.provide(MemoryStore.layer())))
 
   it.effect("size counts held entries, expired ones not yet swept included", () =>

@@ -154,8 +154,10 @@ describe("MongoStore against an unreachable server (the real driver)", () => {
       )
       assert.strictEqual(deleted.reason, "Unavailable")
       const encode = yield* Effect.flip(
-        Effect.flatMap(SessionStore.SessionStore, (store) =>
-          store.create({ ...r, data: SessionData.fromEntries([["bad", "\u0000"]]) })).pipe(Effect.provide(stores))
+        Effect.flatMap(
+          SessionStore.SessionStore,
+          (store) => store.create({ ...r, data: SessionData.fromEntries([["bad", "\u0000"]]) })
+        ).pipe(Effect.provide(stores))
       )
       assert.strictEqual(encode.reason, "Encode")
     }).pipe(Effect.scoped))

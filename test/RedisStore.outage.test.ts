@@ -87,80 +87,89 @@ describe("RedisStore on a private server", () => {
       }
     }).pipe(Effect.provide(StoreLive)))
 
-  it.live("stopped mid-run (SIGKILL): Unavailable within the command timeout; restarted: serves again, acknowledged writes kept, failed ones never replayed", () =>
-    Effect.gen(function*() {
-      const store = yield* SessionStore.SessionStore
-      statsBeforeRestart.push(yield* Effect.promise(commandStats))
+  it.live(
+    "stopped mid-run (SIGKILL): Unavailable within the command timeout; restarted: serves again, acknowledged writes kept, failed ones never replayed",
+    () =>
+      Effect.gen(function*() {
+        const store = yield* SessionStore.SessionStore
+        statsBeforeRestart.push(yield* Effect.promise(commandStats))
 
-      // 8 writers: each creates a session and saves it three times, over and over, until the store fails.
-      interface Written {
-        readonly acked: SessionRecord.SessionRecord | undefined
-        /** the write in flight, if any: its reply may be lost in the crash */
-        readonly pending: SessionRecord.SessionRecord | undefined
-      }
-      const written = new Map<SessionId.SessionId, Written>()
-      const acknowledged = yield* Ref.make(0)
-      const failures: Array<StoreError.StoreError> = []
-      const writer = (lane: number) =>
-        Effect.gen(function*() {
-          for (let round = 0;; round++) {
-            const fresh = freshRecord({ lane, round, step: 0 })
-            written.set(fresh.id, { acked: undefined, pending: fresh })
-            let current = yield* store.create(fresh)
-            written.set(fresh.id, { acked: current, pending: undefined })
-            yield* Ref.update(acknowledged, (n) => n + 1)
-            for (let step = 1; step <= 3; step++) {
-              const next = { ...current, data: SessionData.fromEntries([["lane", lane], ["round", round], ["step", step]]) }
-              written.set(fresh.id, { acked: current, pending: { ...next, version: current.version + 1 } })
-              current = yield* store.save(next)
+        // 8 writers: each creates a session and saves it three times, over and over, until the store fails.
+        interface Written {
+          readonly acked: SessionRecord.SessionRecord | undefined
+          /** the write in flight, if any: its reply may be lost in the crash */
+          readonly pending: SessionRecord.SessionRecord | undefined
+        }
+        const written = new Map<SessionId.SessionId, Written>()
+        const acknowledged = yield* Ref.make(0)
+        const failures: Array<StoreError.StoreError> = []
+        const writer = (lane: number) =>
+          Effect.gen(function*() {
+            for (let round = 0;; round++) {
+              const fresh = freshRecord({ lane, round, step: 0 })
+              written.set(fresh.id, { acked: undefined, pending: fresh })
+              let current = yield* store.create(fresh)
               written.set(fresh.id, { acked: current, pending: undefined })
               yield* Ref.update(acknowledged, (n) => n + 1)
+              for (let step = 1; step <= 3; step++) {
+                const next = {
+                  ...current,
+                  data: SessionData.fromEntries([["lane", lane], ["round", round], ["step", step]])
+                }
+                written.set(fresh.id, { acked: current, pending: { ...next, version: current.version + 1 } })
+                current = yield* store.save(next)
+                written.set(fresh.id, { acked: current, pending: undefined })
+                yield* Ref.update(acknowledged, (n) => n + 1)
+              }
             }
+          }).pipe(Effect.catchAll((error) => Effect.sync(() => failures.push(error))))
+        const writers = yield* Effect.fork(
+          Effect.forEach([0, 1, 2, 3, 4, 5, 6, 7], writer, { concurrency: "unbounded" })
+        )
+
+        // let them acknowledge a few hundred writes, then kill the server under them
+        yield* Effect.repeat(Ref.get(acknowledged), { until: (n) => n >= 300, schedule: Schedule.spaced("10 millis") })
+        yield* Effect.promise(() => server.kill())
+        const started = Date.now()
+        yield* Fiber.join(writers)
+        assert.isAtMost(Date.now() - started, WITHIN_MS)
+        assert.strictEqual(failures.length, 8)
+        for (const error of failures) assert.strictEqual(error.reason, "Unavailable")
+
+        // every operation fails fast while the server is down
+        const [someId, some] = [...written.entries()][0]
+        yield* failsFast(store.load(someId))
+        yield* failsFast(store.save(some.acked ?? freshRecord({})))
+        yield* failsFast(store.delete(someId))
+        const attempted = freshRecord({ during: "outage" })
+        yield* failsFast(store.create(attempted))
+
+        yield* Effect.promise(() => server.start())
+        yield* untilServing(store.load(someId))
+
+        // every acknowledged write survived the crash; a write in flight at the crash may have landed too
+        let checked = 0
+        for (const [id, { acked, pending }] of written) {
+          const loaded = yield* store.load(id)
+          if (pending !== undefined && Option.isSome(loaded) && loaded.value.version === pending.version) {
+            assert.deepStrictEqual(loaded.value, pending)
+          } else if (acked === undefined) {
+            assert.isTrue(Option.isNone(loaded))
+          } else {
+            assert.deepStrictEqual(Option.getOrThrow(loaded), acked)
+            checked++
           }
-        }).pipe(Effect.catchAll((error) => Effect.sync(() => failures.push(error))))
-      const writers = yield* Effect.fork(Effect.forEach([0, 1, 2, 3, 4, 5, 6, 7], writer, { concurrency: "unbounded" }))
-
-      // let them acknowledge a few hundred writes, then kill the server under them
-      yield* Effect.repeat(Ref.get(acknowledged), { until: (n) => n >= 300, schedule: Schedule.spaced("10 millis") })
-      yield* Effect.promise(() => server.kill())
-      const started = Date.now()
-      yield* Fiber.join(writers)
-      assert.isAtMost(Date.now() - started, WITHIN_MS)
-      assert.strictEqual(failures.length, 8)
-      for (const error of failures) assert.strictEqual(error.reason, "Unavailable")
-
-      // every operation fails fast while the server is down
-      const [someId, some] = [...written.entries()][0]
-      yield* failsFast(store.load(someId))
-      yield* failsFast(store.save(some.acked ?? freshRecord({})))
-      yield* failsFast(store.delete(someId))
-      const attempted = freshRecord({ during: "outage" })
-      yield* failsFast(store.create(attempted))
-
-      yield* Effect.promise(() => server.start())
-      yield* untilServing(store.load(someId))
-
-      // every acknowledged write survived the crash; a write in flight at the crash may have landed too
-      let checked = 0
-      for (const [id, { acked, pending }] of written) {
-        const loaded = yield* store.load(id)
-        if (pending !== undefined && Option.isSome(loaded) && loaded.value.version === pending.version) {
-          assert.deepStrictEqual(loaded.value, pending)
-        } else if (acked === undefined) {
-          assert.isTrue(Option.isNone(loaded))
-        } else {
-          assert.deepStrictEqual(Option.getOrThrow(loaded), acked)
-          checked++
         }
-      }
-      assert.isAtLeast(checked, 50)
-      // writes work again, scripts included (the restarted server's script cache is empty)
-      const after = yield* store.create(freshRecord({ after: "restart" }))
-      assert.strictEqual((yield* store.save(after)).version, 2)
-      yield* store.delete(after.id)
-      // the create that failed while the server was down was not replayed after the reconnect
-      assert.isTrue(Option.isNone(yield* store.load(attempted.id)))
-    }).pipe(Effect.provide(StoreLive)), 60_000)
+        assert.isAtLeast(checked, 50)
+        // writes work again, scripts included (the restarted server's script cache is empty)
+        const after = yield* store.create(freshRecord({ after: "restart" }))
+        assert.strictEqual((yield* store.save(after)).version, 2)
+        yield* store.delete(after.id)
+        // the create that failed while the server was down was not replayed after the reconnect
+        assert.isTrue(Option.isNone(yield* store.load(attempted.id)))
+      }).pipe(Effect.provide(StoreLive)),
+    60_000
+  )
 
   it("INFO commandstats shows no KEYS after the whole suite", async () => {
     const stats = [...statsBeforeRestart, await commandStats()]

@@ -1,11 +1,12 @@
 import { afterAll, assert, beforeAll, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
-import { SessionData, SessionStore, StoreError } from "effect-sessions"
+import type { StoreError } from "effect-sessions"
+import { SessionData, SessionStore } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
 import { runContractSuite } from "effect-sessions/testing"
 import { Redis } from "ioredis"
-import { describeService, env } from "./support/services.js"
 import { deletePrefix, freshRecord, race, shiftedClock, uniquePrefix, unreachable } from "./support/redis.js"
+import { describeService, env } from "./support/services.js"
 
 const url = `redis://${env.redisHost}:${env.redisPort}`
 

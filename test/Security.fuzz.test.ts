@@ -8,11 +8,20 @@
  * `FUZZ_RUNS` sets the number of cases of each property (default 1,000), `FUZZ_SEED` the seed (default: drawn
  * and printed). The long run: `FUZZ_RUNS=100000 npx vitest run test/Security.fuzz.test.ts`.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Layer, Option, Redacted, Schema } from "effect"
-import { CookieSigner, Csrf, MemoryStore, Session, SessionData, SessionId, SessionMiddleware, SessionToken } from "effect-sessions"
+import {
+  CookieSigner,
+  Csrf,
+  MemoryStore,
+  Session,
+  SessionData,
+  SessionId,
+  SessionMiddleware,
+  SessionToken
+} from "effect-sessions"
 import { connect } from "node:net"
 import * as Cookie from "../src/internal/cookie.js"
 import * as CsrfInternal from "../src/internal/csrf.js"
@@ -65,28 +74,47 @@ describe("fuzz: pure functions", () => {
   it("sessionCookieValues returns exactly the values of the exact name, bounded, and never throws", () => {
     const pair = fc.tuple(fc.oneof(cookieName, headerText(8)), fc.constantFrom("=", "", "=="), headerText(30))
       .map(([n, eq, v]) => `${n}${eq}${v}`)
-    check(fc.property(fc.array(pair, { maxLength: 40 }), fc.constantFrom(";", "; ", ";  "), cookieName, (pairs, sep, name) => {
-      const header = pairs.join(sep)
-      const values = Cookie.sessionCookieValues(header, name)
-      assert.isAtMost(values.length, Cookie.MAX_VALUES)
-      assert.deepStrictEqual(values, referenceValues(header, name))
-    }))
-    check(fc.property(headerText(20_000), cookieName, (header, name) => {
-      assert.isAtMost(Cookie.sessionCookieValues(header, name).length, Cookie.MAX_VALUES)
-    }), Math.max(10, Math.floor(RUNS / 10)))
+    check(
+      fc.property(
+        fc.array(pair, { maxLength: 40 }),
+        fc.constantFrom(";", "; ", ";  "),
+        cookieName,
+        (pairs, sep, name) => {
+          const header = pairs.join(sep)
+          const values = Cookie.sessionCookieValues(header, name)
+          assert.isAtMost(values.length, Cookie.MAX_VALUES)
+          assert.deepStrictEqual(values, referenceValues(header, name))
+        }
+      )
+    )
+    check(
+      fc.property(headerText(20_000), cookieName, (header, name) => {
+        assert.isAtMost(Cookie.sessionCookieValues(header, name).length, Cookie.MAX_VALUES)
+      }),
+      Math.max(10, Math.floor(RUNS / 10))
+    )
   })
 
   it("selectToken and verify never throw, and only what verifies is selected", () => {
     const token = SessionToken.unsafeGenerate()
     const signed = signer.sign("sid", token)
-    const mutated = fc.tuple(fc.nat(signed.length - 1), headerChar).map(([i, c]) => signed.slice(0, i) + c + signed.slice(i + 1))
-    const value = fc.oneof(headerText(60), mutated, fc.constant(signed), fc.constant(token), fc.constant(stranger.sign("sid", token)))
+    const mutated = fc.tuple(fc.nat(signed.length - 1), headerChar).map(([i, c]) =>
+      signed.slice(0, i) + c + signed.slice(i + 1)
+    )
+    const value = fc.oneof(
+      headerText(60),
+      mutated,
+      fc.constant(signed),
+      fc.constant(token),
+      fc.constant(stranger.sign("sid", token))
+    )
     check(fc.property(fc.array(value, { maxLength: 20 }), fc.boolean(), (values, withSigner) => {
       const chosen = Cookie.selectToken(values, "sid", withSigner ? signer : undefined)
       if (chosen === undefined) return
       assert.isTrue(SessionToken.isSessionToken(chosen.token))
-      if (withSigner) assert.isTrue(values.some((v) => Option.exists(signer.verify("sid", v), (r) => r.value === chosen.token)))
-      else assert.include(values, chosen.token)
+      if (withSigner) {
+        assert.isTrue(values.some((v) => Option.exists(signer.verify("sid", v), (r) => r.value === chosen.token)))
+      } else assert.include(values, chosen.token)
     }))
     check(fc.property(value, cookieName, (v, name) => {
       const result = signer.verify(name, v)
@@ -99,10 +127,23 @@ describe("fuzz: pure functions", () => {
   it("the CSRF decisions never throw, and no arbitrary string passes as a token", () => {
     const secret = CsrfInternal.generateSecret()
     const headers = fc.record({
-      "sec-fetch-site": fc.option(fc.oneof(fc.constantFrom("same-origin", "same-site", "cross-site", "none"), headerText(12)), { nil: undefined }),
-      origin: fc.option(fc.oneof(fc.constantFrom("null", "http://a.example", "https://a.example", "http://a.example:80"), headerText(30)), { nil: undefined }),
-      host: fc.option(fc.oneof(fc.constantFrom("a.example", "a.example:80", "A.EXAMPLE"), headerText(20)), { nil: undefined }),
-      "x-forwarded-proto": fc.option(fc.oneof(fc.constantFrom("https", "http", "https, http"), headerText(8)), { nil: undefined })
+      "sec-fetch-site": fc.option(
+        fc.oneof(fc.constantFrom("same-origin", "same-site", "cross-site", "none"), headerText(12)),
+        { nil: undefined }
+      ),
+      origin: fc.option(
+        fc.oneof(
+          fc.constantFrom("null", "http://a.example", "https://a.example", "http://a.example:80"),
+          headerText(30)
+        ),
+        { nil: undefined }
+      ),
+      host: fc.option(fc.oneof(fc.constantFrom("a.example", "a.example:80", "A.EXAMPLE"), headerText(20)), {
+        nil: undefined
+      }),
+      "x-forwarded-proto": fc.option(fc.oneof(fc.constantFrom("https", "http", "https, http"), headerText(8)), {
+        nil: undefined
+      })
     })
     const allowed = fc.option(fc.constant(new Set(["https://a.example"])), { nil: undefined })
     check(fc.property(headers, allowed, headerText(100), headerText(20), (h, origins, candidate, length) => {
@@ -120,9 +161,19 @@ describe("fuzz: pure functions", () => {
   it("schema reads of data with __proto__ keys never yield a prototype that is not Object.prototype", () => {
     const key = fc.oneof(fc.constant("__proto__"), fc.constantFrom("a", "isAdmin", "constructor"))
     const { json } = fc.letrec((tie) => ({
-      json: fc.oneof({ depthSize: "small", withCrossShrink: true }, fc.integer(), fc.string(), fc.boolean(), fc.constant(null), tie("array"), tie("object")),
+      json: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        fc.integer(),
+        fc.string(),
+        fc.boolean(),
+        fc.constant(null),
+        tie("array"),
+        tie("object")
+      ),
       array: fc.array(tie("json"), { maxLength: 4 }),
-      object: fc.array(fc.tuple(key, tie("json")), { maxLength: 4 }).map((entries) => SessionData.fromEntries(entries as never))
+      object: fc.array(fc.tuple(key, tie("json")), { maxLength: 4 }).map((entries) =>
+        SessionData.fromEntries(entries as never)
+      )
     }))
     const schemas = [
       Schema.Record({ key: Schema.String, value: Schema.Unknown }),
@@ -183,7 +234,11 @@ const send = (url: string, c: Case): Promise<Sent> =>
       const text = received.toString("latin1")
       if (c.method === "HEAD" || status === 204 || status === 304) return { status, text }
       if (length !== null) return body.length >= Number(length[1]) ? { status, text } : undefined
-      if (/\r\ntransfer-encoding: *chunked/i.test(head)) return body.includes("0\r\n\r\n") ? { status, text } : undefined
+      if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+        return body.includes("0\r\n\r\n")
+          ? { status, text }
+          : undefined
+      }
       return undefined
     }
     socket.on("data", (chunk) => {
@@ -217,95 +272,140 @@ describe("fuzz: requests to a real server", () => {
 })
 
 function fuzzServer(name: string) {
-  it.live(`arbitrary methods, cookies, origins, tokens and bodies (cookie ${name}): never a 5xx, never a secret in a response, span or log`, () => {
-    const recorder = makeRecorder()
-    const routes = HttpRouter.empty.pipe(
-      HttpRouter.get("/token", Effect.map(Csrf.token, (t) => HttpServerResponse.text(t))),
-      HttpRouter.all("/action", Effect.as(Session.insert("n", 1), HttpServerResponse.text("done"))),
-      HttpRouter.get("/plain", Effect.succeed(HttpServerResponse.text("plain"))),
-      HttpRouter.use(Csrf.middleware({ maxBodyBytes: 4096 })),
-      HttpRouter.use(SessionMiddleware.middleware)
-    )
-    const layer = SessionMiddleware.layer({ cookie: { name, secure: name.startsWith("__Host-") } }).pipe(
-      Layer.provide(Layer.merge(MemoryStore.layer(), Layer.succeed(CookieSigner.CookieSigner, signer)))
-    )
-    return recorder.provide(Effect.gen(function*() {
-      const url = yield* serveLayer(routes, layer)
-      const client = makeClient(url)
-      const masked = (yield* client.get("/token")).body
-      const cookie = decodeURIComponent(client.jar.get(name)!)
-      const token = cookie.slice(0, cookie.lastIndexOf("."))
-      const bytes = Buffer.from(masked, "base64url")
-      const secret = Buffer.from(bytes.subarray(0, 32).map((b, i) => b ^ bytes[32 + i])).toString("base64url")
-      const secrets = [masked, cookie, token, SessionId.fromToken(token as SessionToken.SessionToken), secret]
-      recorder.clear()
-
-      const mutate = (s: string) => fc.tuple(fc.nat(s.length - 1), headerChar).map(([i, ch]) => s.slice(0, i) + ch + s.slice(i + 1))
-      const cookiePair = fc.oneof(
-        fc.constant(`${name}=${encodeURIComponent(cookie)}`),
-        mutate(cookie).map((v) => `${name}=${v}`),
-        fc.constantFrom(`\xa0${name}=${cookie}`, `\t${name}=${cookie}`, `${name} =${cookie}`, `__proto__=${cookie}`, `${name.toUpperCase()}=${cookie}`),
-        fc.tuple(fc.oneof(cookieName, headerText(6)), headerText(30)).map(([n, v]) => `${n}=${v}`),
-        headerText(20)
+  it.live(
+    `arbitrary methods, cookies, origins, tokens and bodies (cookie ${name}): never a 5xx, never a secret in a response, span or log`,
+    () => {
+      const recorder = makeRecorder()
+      const routes = HttpRouter.empty.pipe(
+        HttpRouter.get("/token", Effect.map(Csrf.token, (t) => HttpServerResponse.text(t))),
+        HttpRouter.all("/action", Effect.as(Session.insert("n", 1), HttpServerResponse.text("done"))),
+        HttpRouter.get("/plain", Effect.succeed(HttpServerResponse.text("plain"))),
+        HttpRouter.use(Csrf.middleware({ maxBodyBytes: 4096 })),
+        HttpRouter.use(SessionMiddleware.middleware)
       )
-      const cookieHeader = fc.tuple(fc.array(cookiePair, { maxLength: 6 }), fc.constantFrom("; ", ";", ";  ")).map(([ps, sep]) => ps.join(sep))
-      const tokenValue = fc.oneof(fc.constant(masked), mutate(masked), headerText(90))
-      const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined, freq: 3 })
-      const request: fc.Arbitrary<Case> = fc.record({
-        method: fc.constantFrom("GET", "HEAD", "OPTIONS", "TRACE", "POST", "PUT", "PATCH", "DELETE", "PROPFIND", "MKCOL", "LOCK", "PURGE", "SEARCH", "REPORT"),
-        path: fc.constantFrom("/action", "/plain", "/nope", "/action?x=1"),
-        cookie: optional(cookieHeader),
-        origin: optional(fc.oneof(fc.constantFrom(url, url.replace("http:", "https:"), "null", "https://evil.example"), headerText(30))),
-        site: optional(fc.oneof(fc.constantFrom("same-origin", "same-site", "cross-site", "none"), headerText(10))),
-        proto: optional(fc.constantFrom("https", "http", "https, http")),
-        csrf: optional(tokenValue),
-        type: optional(fc.oneof(
-          fc.constantFrom("application/x-www-form-urlencoded", "APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8", "text/plain", "application/json", "multipart/form-data; boundary=x"),
-          headerText(20)
-        )),
-        body: optional(fc.oneof(
-          tokenValue.map((t) => `_csrf=${encodeURIComponent(t)}`),
-          fc.tuple(fc.nat(6000), tokenValue).map(([n, t]) => `pad=${"x".repeat(n)}&_csrf=${encodeURIComponent(t)}`),
-          headerText(200)
-        )),
-        chunked: fc.boolean()
-      }).map((r) => ({
-        method: r.method,
-        path: r.path,
-        headers: [
-          ["host", new URL(url).host],
-          ...Object.entries({
-            cookie: r.cookie,
-            origin: r.origin,
-            "sec-fetch-site": r.site,
-            "x-forwarded-proto": r.proto,
-            "x-csrf-token": r.csrf,
-            "content-type": r.type
-          }).flatMap(([k, v]) => (v === undefined ? [] : [[k, v] as const]))
-        ],
-        body: r.body,
-        chunked: r.chunked
-      }))
-
-      const counts = { cases: 0, accepted: 0, byStatus: new Map<number, number>() }
-      yield* Effect.promise(() =>
-        checkAsync(fc.asyncProperty(request, async (c) => {
-          const reply = await send(url, c)
-          counts.cases++
-          counts.byStatus.set(reply.status, (counts.byStatus.get(reply.status) ?? 0) + 1)
-          if (CsrfInternal.isUnsafeMethod(c.method) && c.path.startsWith("/action") && reply.status === 200) counts.accepted++
-          assert.isBelow(reply.status, 500, `a ${reply.status}`)
-          for (const s of secrets) assert.notInclude(reply.text, s, "a secret in a response")
-          const dump = recorder.dump()
+      const layer = SessionMiddleware.layer({ cookie: { name, secure: name.startsWith("__Host-") } }).pipe(
+        Layer.provide(Layer.merge(MemoryStore.layer(), Layer.succeed(CookieSigner.CookieSigner, signer)))
+      )
+      return recorder.provide(
+        Effect.gen(function*() {
+          const url = yield* serveLayer(routes, layer)
+          const client = makeClient(url)
+          const masked = (yield* client.get("/token")).body
+          const cookie = decodeURIComponent(client.jar.get(name)!)
+          const token = cookie.slice(0, cookie.lastIndexOf("."))
+          const bytes = Buffer.from(masked, "base64url")
+          const secret = Buffer.from(bytes.subarray(0, 32).map((b, i) => b ^ bytes[32 + i])).toString("base64url")
+          const secrets = [masked, cookie, token, SessionId.fromToken(token as SessionToken.SessionToken), secret]
           recorder.clear()
-          for (const s of secrets) assert.notInclude(dump, s, "a secret in a span or log line")
-          assert.notMatch(dump, /\b(Die|defect|Interrupt)\b/, "a defect was logged")
-        }))
+
+          const mutate = (s: string) =>
+            fc.tuple(fc.nat(s.length - 1), headerChar).map(([i, ch]) => s.slice(0, i) + ch + s.slice(i + 1))
+          const cookiePair = fc.oneof(
+            fc.constant(`${name}=${encodeURIComponent(cookie)}`),
+            mutate(cookie).map((v) => `${name}=${v}`),
+            fc.constantFrom(
+              `\xa0${name}=${cookie}`,
+              `\t${name}=${cookie}`,
+              `${name} =${cookie}`,
+              `__proto__=${cookie}`,
+              `${name.toUpperCase()}=${cookie}`
+            ),
+            fc.tuple(fc.oneof(cookieName, headerText(6)), headerText(30)).map(([n, v]) => `${n}=${v}`),
+            headerText(20)
+          )
+          const cookieHeader = fc.tuple(fc.array(cookiePair, { maxLength: 6 }), fc.constantFrom("; ", ";", ";  ")).map((
+            [ps, sep]
+          ) => ps.join(sep))
+          const tokenValue = fc.oneof(fc.constant(masked), mutate(masked), headerText(90))
+          const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined, freq: 3 })
+          const request: fc.Arbitrary<Case> = fc.record({
+            method: fc.constantFrom(
+              "GET",
+              "HEAD",
+              "OPTIONS",
+              "TRACE",
+              "POST",
+              "PUT",
+              "PATCH",
+              "DELETE",
+              "PROPFIND",
+              "MKCOL",
+              "LOCK",
+              "PURGE",
+              "SEARCH",
+              "REPORT"
+            ),
+            path: fc.constantFrom("/action", "/plain", "/nope", "/action?x=1"),
+            cookie: optional(cookieHeader),
+            origin: optional(
+              fc.oneof(
+                fc.constantFrom(url, url.replace("http:", "https:"), "null", "https://evil.example"),
+                headerText(30)
+              )
+            ),
+            site: optional(fc.oneof(fc.constantFrom("same-origin", "same-site", "cross-site", "none"), headerText(10))),
+            proto: optional(fc.constantFrom("https", "http", "https, http")),
+            csrf: optional(tokenValue),
+            type: optional(fc.oneof(
+              fc.constantFrom(
+                "application/x-www-form-urlencoded",
+                "APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8",
+                "text/plain",
+                "application/json",
+                "multipart/form-data; boundary=x"
+              ),
+              headerText(20)
+            )),
+            body: optional(fc.oneof(
+              tokenValue.map((t) => `_csrf=${encodeURIComponent(t)}`),
+              fc.tuple(fc.nat(6000), tokenValue).map(([n, t]) => `pad=${"x".repeat(n)}&_csrf=${encodeURIComponent(t)}`),
+              headerText(200)
+            )),
+            chunked: fc.boolean()
+          }).map((r) => ({
+            method: r.method,
+            path: r.path,
+            headers: [
+              ["host", new URL(url).host],
+              ...Object.entries({
+                cookie: r.cookie,
+                origin: r.origin,
+                "sec-fetch-site": r.site,
+                "x-forwarded-proto": r.proto,
+                "x-csrf-token": r.csrf,
+                "content-type": r.type
+              }).flatMap(([k, v]) => (v === undefined ? [] : [[k, v] as const]))
+            ],
+            body: r.body,
+            chunked: r.chunked
+          }))
+
+          const counts = { cases: 0, accepted: 0, byStatus: new Map<number, number>() }
+          yield* Effect.promise(() =>
+            checkAsync(fc.asyncProperty(request, async (c) => {
+              const reply = await send(url, c)
+              counts.cases++
+              counts.byStatus.set(reply.status, (counts.byStatus.get(reply.status) ?? 0) + 1)
+              if (CsrfInternal.isUnsafeMethod(c.method) && c.path.startsWith("/action") && reply.status === 200) {
+                counts.accepted++
+              }
+              assert.isBelow(reply.status, 500, `a ${reply.status}`)
+              for (const s of secrets) assert.notInclude(reply.text, s, "a secret in a response")
+              const dump = recorder.dump()
+              recorder.clear()
+              for (const s of secrets) assert.notInclude(dump, s, "a secret in a span or log line")
+              assert.notMatch(dump, /\b(Die|defect|Interrupt)\b/, "a defect was logged")
+            }))
+          )
+          console.log(
+            `Security.fuzz (${name}): ${counts.cases} requests, by status ${
+              JSON.stringify([...counts.byStatus].sort())
+            }, ` +
+              `${counts.accepted} unsafe requests accepted`
+          )
+        }).pipe(Effect.scoped)
       )
-      console.log(
-        `Security.fuzz (${name}): ${counts.cases} requests, by status ${JSON.stringify([...counts.byStatus].sort())}, ` +
-          `${counts.accepted} unsafe requests accepted`
-      )
-    }).pipe(Effect.scoped))
-  }, 1_200_000)
+    },
+    1_200_000
+  )
 }

@@ -1,14 +1,27 @@
 /**
  * The session a handler sees, observed through a real HTTP server and a cookie jar (MemoryStore, counted).
  */
-import { assert, describe, it } from "@effect/vitest"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Cause, Context, Data, Deferred, Duration, Effect, Exit, Layer, Logger, Option, Schema, TestClock } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import {
+  Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  Option,
+  Schema,
+  TestClock
+} from "effect"
 import {
   Expiry,
   MemoryStore,
@@ -53,7 +66,10 @@ const routes = HttpRouter.empty.pipe(
   HttpRouter.get("/plain", Effect.succeed(text("plain"))),
   HttpRouter.get("/read", Effect.map(Counter, (o) => text(Option.match(o, { onNone: () => "none", onSome: String })))),
   HttpRouter.get("/keys", Effect.map(Session.keys, (keys) => text([...keys].sort()))),
-  HttpRouter.get("/user", Effect.map(User, (o) => text(Option.match(o, { onNone: () => "anonymous", onSome: (u) => u.name })))),
+  HttpRouter.get(
+    "/user",
+    Effect.map(User, (o) => text(Option.match(o, { onNone: () => "anonymous", onSome: (u) => u.name })))
+  ),
   HttpRouter.post(
     "/put",
     Effect.gen(function*() {
@@ -72,7 +88,10 @@ const routes = HttpRouter.empty.pipe(
   ),
   HttpRouter.post("/logout", Effect.as(Session.flush, text("bye"))),
   HttpRouter.post("/logout-fails", Effect.as(Session.flush, HttpServerResponse.text("oops", { status: 503 }))),
-  HttpRouter.post("/insert-remove", Effect.as(Effect.zipRight(Session.insert("a", 1), Session.remove("a")), text("ok"))),
+  HttpRouter.post(
+    "/insert-remove",
+    Effect.as(Effect.zipRight(Session.insert("a", 1), Session.remove("a")), text("ok"))
+  ),
   HttpRouter.post("/fail-4xx", Effect.zipRight(Session.insert("attempted", true), Effect.fail(new Forbidden()))),
   HttpRouter.post(
     "/fail-5xx",
@@ -105,7 +124,8 @@ const routes = HttpRouter.empty.pipe(
       const exit = yield* Effect.exit(Session.get("counter", Schema.String))
       return text(Exit.match(exit, {
         onSuccess: () => "decoded",
-        onFailure: (c) => Option.match(Cause.failureOption(c), { onNone: () => "defect", onSome: (e) => `${e._tag}:${e.reason}` })
+        onFailure: (c) =>
+          Option.match(Cause.failureOption(c), { onNone: () => "defect", onSome: (e) => `${e._tag}:${e.reason}` })
       }))
     })
   ),
@@ -117,7 +137,8 @@ const routes = HttpRouter.empty.pipe(
       return text(
         Exit.match(exit, {
           onSuccess: () => "inserted",
-          onFailure: (c) => Option.match(Cause.failureOption(c), { onNone: () => "defect", onSome: (e) => `${e._tag}:${e.reason}` })
+          onFailure: (c) =>
+            Option.match(Cause.failureOption(c), { onNone: () => "defect", onSome: (e) => `${e._tag}:${e.reason}` })
         }) + "|" + Option.match(read, { onNone: () => "none", onSome: () => "some" })
       )
     })
@@ -298,11 +319,37 @@ describe("Session", () => {
         assert.notStrictEqual(after, before)
         assert.strictEqual((yield* client.get("/user")).body, "ada")
         assert.strictEqual((yield* client.get("/read")).body, "1")
-        assert.isTrue(Option.isNone(yield* loadByToken(store, before)))
+        // the old token reaches only the move's tombstone: no data, gone at the end of the grace window
+        const tombstone = Option.getOrThrow(yield* loadByToken(store, before))
+        assert.deepStrictEqual(Object.keys(tombstone.data), [Session.META_KEY])
+        assert.isAtMost(tombstone.expiresAt, Date.now() + 10_000)
       })))
 
-  it.live("cycleId: the old token is refused over HTTP (no data, and a write gets a fresh token)", () =>
-    withServer(undefined, ({ client, url }) =>
+  it.live("cycleId: inside the grace window the old token reaches nothing, writes nothing and gets no cookie", () =>
+    withServer(undefined, ({ client, probe, url }) =>
+      Effect.gen(function*() {
+        const before = tokenOf(yield* client.get("/count"))
+        const after = tokenOf(yield* client.post("/login?name=ada"))
+        const attacker = makeClient(url)
+        attacker.jar.set(COOKIE, before)
+        const read = yield* attacker.get("/user")
+        assert.strictEqual(read.body, "anonymous")
+        assert.strictEqual(read.setCookies.length, 0)
+        probe.reset()
+        const write = yield* attacker.get("/count")
+        assert.strictEqual(write.body, "1")
+        assert.strictEqual(write.setCookies.length, 0)
+        assert.deepStrictEqual(probe.counts, { create: 0, save: 0, load: 1, delete: 0 })
+        const logout = yield* attacker.post("/logout")
+        assert.strictEqual(logout.setCookies.length, 0)
+        // the login's session is untouched
+        client.jar.set(COOKIE, after)
+        assert.strictEqual((yield* client.get("/user")).body, "ada")
+        assert.strictEqual((yield* client.get("/read")).body, "1")
+      })))
+
+  it.live("cycleId: after the grace window the old token is unknown, and a write gets a fresh token", () =>
+    withServer({ cycleGrace: 0 }, ({ client, url }) =>
       Effect.gen(function*() {
         const before = tokenOf(yield* client.get("/count"))
         yield* client.post("/login?name=ada")
@@ -312,6 +359,7 @@ describe("Session", () => {
         const write = yield* attacker.get("/count")
         assert.strictEqual(write.body, "1")
         assert.notStrictEqual(tokenOf(write), before)
+        assert.strictEqual((yield* client.get("/user")).body, "ada")
       })))
 
   it.live("flush: the record deleted, a removal cookie sent", () =>
@@ -448,7 +496,7 @@ describe("Session", () => {
         const digest = SessionId.fromToken(token as SessionToken.SessionToken)
         logs.length = 0
         probe.fail("save", "Unavailable")
-        const commitFails = yield* client.post("/secret")
+        const commitFails = yield* client.get("/count")
         assert.strictEqual(commitFails.status, 500)
         assert.strictEqual(commitFails.body, "")
         assert.strictEqual(commitFails.setCookies.length, 0)
@@ -580,16 +628,19 @@ describe("Session", () => {
         })))
 
     it.effect("an explicit refreshAfter: a read-only request refreshes once its remaining life is below it", () =>
-      withServer({ expiry: Expiry.OnInactivity("1 hour"), refreshAfter: "50 minutes" }, ({ client, probe }) =>
-        Effect.gen(function*() {
-          yield* client.get("/count")
-          probe.reset()
-          yield* TestClock.adjust("5 minutes")
-          assert.strictEqual((yield* client.get("/read")).setCookies.length, 0)
-          yield* TestClock.adjust("6 minutes")
-          assert.strictEqual(lifetime(yield* client.get("/read")), "3600")
-          assert.strictEqual(probe.counts.save, 1)
-        })))
+      withServer(
+        { expiry: Expiry.OnInactivity("1 hour"), refreshAfter: "50 minutes" },
+        ({ client, probe }) =>
+          Effect.gen(function*() {
+            yield* client.get("/count")
+            probe.reset()
+            yield* TestClock.adjust("5 minutes")
+            assert.strictEqual((yield* client.get("/read")).setCookies.length, 0)
+            yield* TestClock.adjust("6 minutes")
+            assert.strictEqual(lifetime(yield* client.get("/read")), "3600")
+            assert.strictEqual(probe.counts.save, 1)
+          })
+      ))
 
     it.effect("a refresh that fails leaves the read-only request answered and the session as it was", () =>
       withServer({ expiry: Expiry.OnInactivity("1 hour") }, ({ client, probe }) =>

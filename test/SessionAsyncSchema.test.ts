@@ -2,9 +2,9 @@
  * Session values whose schema is asynchronous: the session decodes and encodes synchronously when it can,
  * and such a schema must still work (through the effectful decoder and encoder), with its failures typed.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, ParseResult, Schema } from "effect"
 import { MemoryStore, Session, SessionMiddleware } from "effect-sessions"
 import { makeClient, serve } from "./support/http.js"
@@ -36,7 +36,10 @@ const app = HttpRouter.empty.pipe(
   ),
   HttpRouter.get(
     "/negative",
-    Effect.map(Effect.either(Slow.set(-1)), (e) => HttpServerResponse.text(e._tag === "Left" ? e.left.reason : "stored"))
+    Effect.map(
+      Effect.either(Slow.set(-1)),
+      (e) => HttpServerResponse.text(e._tag === "Left" ? e.left.reason : "stored")
+    )
   ),
   HttpRouter.get(
     "/raw-negative",
@@ -44,8 +47,13 @@ const app = HttpRouter.empty.pipe(
   ),
   HttpRouter.get(
     "/read",
-    Effect.map(Effect.either(Slow), (e) =>
-      HttpServerResponse.text(e._tag === "Left" ? e.left.reason : Option.match(e.right, { onNone: () => "none", onSome: String })))
+    Effect.map(
+      Effect.either(Slow),
+      (e) =>
+        HttpServerResponse.text(
+          e._tag === "Left" ? e.left.reason : Option.match(e.right, { onNone: () => "none", onSome: String })
+        )
+    )
   ),
   HttpRouter.use(SessionMiddleware.middleware)
 )

@@ -2,9 +2,9 @@
  * Reading the session cookie: the strict `Cookie` header reading and the choice among several session
  * cookies, as pure functions and through a real HTTP server (raw sockets where `fetch` would rewrite bytes).
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Redacted, Schema } from "effect"
 import { CookieSigner, MemoryStore, Session, SessionMiddleware, SessionToken } from "effect-sessions"
 import * as Cookie from "../src/internal/cookie.js"
@@ -22,7 +22,10 @@ const routes = HttpRouter.empty.pipe(
       return HttpServerResponse.text(String(n))
     })
   ),
-  HttpRouter.get("/read", Effect.map(Counter, (o) => HttpServerResponse.text(Option.match(o, { onNone: () => "none", onSome: String })))),
+  HttpRouter.get(
+    "/read",
+    Effect.map(Counter, (o) => HttpServerResponse.text(Option.match(o, { onNone: () => "none", onSome: String })))
+  ),
   HttpRouter.get("/plain", Effect.succeed(HttpServerResponse.text("plain")))
 )
 
@@ -55,7 +58,20 @@ describe("sessionCookieValues", () => {
   })
 
   it("matches no name that differs by any byte: no trimming of 0xA0, tabs or other whitespace", () => {
-    for (const header of ["\xa0sid=x", "sid\xa0=x", "\tsid=x", "a=1;\tsid=x", "sid =x", "Sid=x", "sidx=x", "xsid=x", "s id=x", "\ufeffsid=x"]) {
+    for (
+      const header of [
+        "\xa0sid=x",
+        "sid\xa0=x",
+        "\tsid=x",
+        "a=1;\tsid=x",
+        "sid =x",
+        "Sid=x",
+        "sidx=x",
+        "xsid=x",
+        "s id=x",
+        "\ufeffsid=x"
+      ]
+    ) {
       assert.deepStrictEqual(Cookie.sessionCookieValues(header, "sid"), [], JSON.stringify(header))
     }
     assert.deepStrictEqual(Cookie.sessionCookieValues("a=1;  sid=x", "sid"), ["x"], "spaces after ; are the separator")
@@ -93,7 +109,13 @@ describe("selectToken", () => {
 
   it("with a signer: the first value that verifies, whatever comes before it", () => {
     const stranger = Effect.runSync(CookieSigner.make({ keys: [Redacted.make(CookieSigner.unsafeGenerateKey())] }))
-    const values = [token, stranger.sign("sid", other), signer.sign("other", other), signer.sign("sid", other), signer.sign("sid", token)]
+    const values = [
+      token,
+      stranger.sign("sid", other),
+      signer.sign("other", other),
+      signer.sign("sid", other),
+      signer.sign("sid", token)
+    ]
     assert.deepStrictEqual(Cookie.selectToken(values, "sid", signer), { token: other, reissue: false })
     assert.strictEqual(Cookie.selectToken([signer.sign("sid", "not-a-token")], "sid", signer), undefined)
   })
@@ -130,7 +152,13 @@ describe("the session cookie through a real server", () => {
       Effect.gen(function*() {
         const value = (yield* makeClient(url).get("/count")).cookie("__Host-session")!.value
         assert.strictEqual((yield* get(url, "/read", `__Host-session=${value}`)).body, "1")
-        for (const cookie of [`\xa0__Host-session=${value}`, `a=1;\t__Host-session=${value}`, `a=1; __Host-session\xa0=${value}`]) {
+        for (
+          const cookie of [
+            `\xa0__Host-session=${value}`,
+            `a=1;\t__Host-session=${value}`,
+            `a=1; __Host-session\xa0=${value}`
+          ]
+        ) {
           const reply = yield* get(url, "/read", cookie)
           assert.strictEqual(reply.status, 200)
           assert.strictEqual(reply.body, "none", JSON.stringify(cookie))
@@ -142,7 +170,9 @@ describe("the session cookie through a real server", () => {
       withApp({ signed }, (url) =>
         Effect.gen(function*() {
           const value = (yield* makeClient(url).get("/count")).cookie("__Host-session")!.value
-          const junk = signed ? signer.sign("__Host-session", SessionToken.unsafeGenerate()).slice(0, -2) + "AA" : "junk"
+          const junk = signed
+            ? signer.sign("__Host-session", SessionToken.unsafeGenerate()).slice(0, -2) + "AA"
+            : "junk"
           const reply = yield* get(url, "/read", `__Host-session=${junk}; __Host-session=${encodeURIComponent(value)}`)
           assert.strictEqual(reply.body, "1")
         })))

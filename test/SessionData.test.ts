@@ -1,6 +1,6 @@
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Option, Schema } from "effect"
 import { MemoryStore, Session, SessionData, SessionMiddleware } from "effect-sessions"
 import { makeClient, serve } from "./support/http.js"
@@ -59,9 +59,11 @@ describe("SessionData", () => {
       ["a symbol", { s: Symbol(SECRET) }, /not JSON/],
       ["a Date", { d: new Date() }, /not a plain object/],
       ["a Map", { m: new Map([[SECRET, SECRET]]) }, /not a plain object/],
-      ["a class instance", { c: new (class Secretive {
-        v = SECRET
-      })() }, /not a plain object/],
+      ["a class instance", {
+        c: new (class Secretive {
+          v = SECRET
+        })()
+      }, /not a plain object/],
       ["a symbol key", { [Symbol(SECRET)]: 1 }, /symbol keys/],
       ["an array at the top", [SECRET], /not an object/],
       ["null at the top", null, /not an object/],
@@ -124,7 +126,8 @@ describe("SessionData", () => {
     })
 
     it("decode keeps __proto__ keys as data at every level, in null-prototype objects, and pollutes nothing", () => {
-      const json = `{"__proto__":{"polluted":"yes"},"a":{"__proto__":{"polluted":"yes"}},"l":[{"__proto__":{"polluted":"yes"}}]}`
+      const json =
+        `{"__proto__":{"polluted":"yes"},"a":{"__proto__":{"polluted":"yes"}},"l":[{"__proto__":{"polluted":"yes"}}]}`
       const decoded = SessionData.decode(json)
       assert.isTrue(Either.isRight(decoded))
       if (Either.isLeft(decoded)) return
@@ -168,7 +171,9 @@ describe("SessionData", () => {
 
   describe("equals", () => {
     it("ignores key order and prototypes, not values, array order or types", () => {
-      assert.isTrue(SessionData.equals({ a: 1, b: { c: [1, 2] } }, SessionData.fromEntries([["b", { c: [1, 2] }], ["a", 1]])))
+      assert.isTrue(
+        SessionData.equals({ a: 1, b: { c: [1, 2] } }, SessionData.fromEntries([["b", { c: [1, 2] }], ["a", 1]]))
+      )
       assert.isFalse(SessionData.equals({ a: [1, 2] }, { a: [2, 1] }))
       assert.isFalse(SessionData.equals({ a: 1 }, { a: "1" }))
       assert.isFalse(SessionData.equals({ a: 1 }, { a: 1, b: undefined }))
@@ -244,7 +249,9 @@ describe("values read through a schema stay plain data", () => {
         HttpRouter.post(
           "/put",
           Effect.gen(function*() {
-            for (const name of Object.keys(stored) as Array<keyof typeof stored>) yield* Session.insert(name, stored[name]())
+            for (const name of Object.keys(stored) as Array<keyof typeof stored>) {
+              yield* Session.insert(name, stored[name]())
+            }
             yield* Session.insert("own", hostile())
             return HttpServerResponse.text("ok")
           })
@@ -255,9 +262,10 @@ describe("values read through a schema stay plain data", () => {
             const out: Record<string, string> = {}
             for (const name of Object.keys(schemas) as Array<keyof typeof schemas>) out[name] = yield* read(name)
             const own = yield* Session.key("own", Schema.Unknown)
-            out.unknown = Option.isSome(own) && Object.prototype.hasOwnProperty.call(own.value, "__proto__") && !leaks(own.value)
-              ? "own data"
-              : "lost"
+            out.unknown =
+              Option.isSome(own) && Object.prototype.hasOwnProperty.call(own.value, "__proto__") && !leaks(own.value)
+                ? "own data"
+                : "lost"
             return HttpServerResponse.text(JSON.stringify(out))
           })
         ),

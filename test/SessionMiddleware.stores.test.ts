@@ -38,10 +38,23 @@ const sqlCase = (target: Target, withCache = false) => () => {
   }
 }
 
-await describeService("SessionMiddleware on PostgreSQL", postgres.server!.host, postgres.server!.port, sqlCase(postgres, true))
-await describeService("SessionMiddleware on MySQL/MariaDB", mariadb.server!.host, mariadb.server!.port, sqlCase(mariadb))
+await describeService(
+  "SessionMiddleware on PostgreSQL",
+  postgres.server!.host,
+  postgres.server!.port,
+  sqlCase(postgres, true)
+)
+await describeService(
+  "SessionMiddleware on MySQL/MariaDB",
+  mariadb.server!.host,
+  mariadb.server!.port,
+  sqlCase(mariadb)
+)
 await describeService("SessionMiddleware on Redis", env.redisHost, env.redisPort, () => {
-  const redisCase = (label: string, wrap: (l: Layer.Layer<SessionStore.SessionStore>) => Layer.Layer<SessionStore.SessionStore>) =>
+  const redisCase = (
+    label: string,
+    wrap: (l: Layer.Layer<SessionStore.SessionStore>) => Layer.Layer<SessionStore.SessionStore>
+  ) =>
     it.live(`${label}: ${WRITERS} concurrent writers on one session all land`, () => {
       const keyPrefix = uniquePrefix("mw")
       const redis = RedisStore.layer({ url: Redacted.make(`redis://${env.redisHost}:${env.redisPort}`), keyPrefix })

@@ -2,11 +2,11 @@
  * The middleware: its configuration, cookie attributes, signed cookies, HttpLayerRouter, and the
  * pre-response handler's idempotence — through a real HTTP server and a cookie jar.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Either, Exit, Layer, Option, Redacted, Schema } from "effect"
 import { CookieSigner, Expiry, MemoryStore, Session, SessionMiddleware, SessionToken } from "effect-sessions"
 import { counting } from "./support/countingStore.js"
@@ -19,7 +19,10 @@ const count = Effect.gen(function*() {
   yield* Counter.set(n)
   return HttpServerResponse.text(String(n))
 })
-const read = Effect.map(Counter, (o) => HttpServerResponse.text(Option.match(o, { onNone: () => "none", onSome: String })))
+const read = Effect.map(
+  Counter,
+  (o) => HttpServerResponse.text(Option.match(o, { onNone: () => "none", onSome: String }))
+)
 
 const routes = HttpRouter.empty.pipe(
   HttpRouter.get("/count", count),
@@ -38,8 +41,16 @@ describe("SessionMiddleware", () => {
       ["a __Host- name with a path other than /", { cookie: { path: "/app" } }, "requires path \"/\""],
       ["a __Host- name without Secure", { cookie: { secure: false } }, "requires secure: true"],
       ["a __Secure- name without Secure", { cookie: { name: "__Secure-sid", secure: false } }, "requires secure: true"],
-      ["SameSite=None without Secure", { cookie: { name: "sid", secure: false, sameSite: "none" } }, "sameSite \"none\" requires secure"],
-      ["Partitioned without Secure", { cookie: { name: "sid", secure: false, partitioned: true } }, "partitioned requires secure"],
+      [
+        "SameSite=None without Secure",
+        { cookie: { name: "sid", secure: false, sameSite: "none" } },
+        "sameSite \"none\" requires secure"
+      ],
+      [
+        "Partitioned without Secure",
+        { cookie: { name: "sid", secure: false, partitioned: true } },
+        "partitioned requires secure"
+      ],
       ["an invalid cookie name", { cookie: { name: "my session" } }, "not a valid cookie name"],
       ["a path not starting with /", { cookie: { name: "sid", path: "app" } }, "must start with \"/\""],
       ["a domain with a ;", { cookie: { name: "sid", domain: "a.com; HttpOnly" } }, "not a valid domain"],
@@ -62,11 +73,19 @@ describe("SessionMiddleware", () => {
     it.effect("the defaults and browser-valid variants are accepted", () =>
       Effect.gen(function*() {
         const accepted: ReadonlyArray<SessionMiddleware.Options | undefined> = [
-            undefined,
-            { cookie: { name: "sid", secure: false, sameSite: "strict" as const } },
-            { cookie: { name: "__Secure-sid", domain: "example.com", path: "/app", sameSite: "none" as const, partitioned: true } },
-            { cookie: { partitioned: true } },
-            { expiry: Expiry.OnInactivity("30 minutes"), refreshAfter: 0, absoluteLifetime: "1 day", mergeDeadline: 0 }
+          undefined,
+          { cookie: { name: "sid", secure: false, sameSite: "strict" as const } },
+          {
+            cookie: {
+              name: "__Secure-sid",
+              domain: "example.com",
+              path: "/app",
+              sameSite: "none" as const,
+              partitioned: true
+            }
+          },
+          { cookie: { partitioned: true } },
+          { expiry: Expiry.OnInactivity("30 minutes"), refreshAfter: 0, absoluteLifetime: "1 day", mergeDeadline: 0 }
         ]
         for (const options of accepted) {
           assert.isTrue(Either.isRight(yield* Effect.either(SessionMiddleware.make(options))))
@@ -205,7 +224,8 @@ describe("SessionMiddleware", () => {
             const fresh = Option.getOrThrow(signer.verify("__Host-session", written.cookie("__Host-session")!.value))
             assert.notStrictEqual(fresh.value, verified.value)
           }
-        })))
+        })
+      ))
 
     it.live("a cookie signed with an older listed key is accepted and re-issued under the first key", () =>
       withSigned(({ probe, url }) =>
@@ -231,7 +251,8 @@ describe("SessionMiddleware", () => {
           }
           // once re-issued, nothing more is sent
           assert.strictEqual((yield* client.get("/read")).setCookies.length, 0)
-        })))
+        })
+      ))
 
     it.live("the signer option wins over the context", () =>
       Effect.gen(function*() {

@@ -29,7 +29,9 @@ const recordingBackend = () => {
         const row = rows.get(id)
         if (row === undefined) return Option.none()
         const data = SessionData.decode(row.json)
-        return data._tag === "Right" ? Option.some({ id, data: data.right, expiresAt: row.expiresAt, version: row.version }) : Option.none()
+        return data._tag === "Right"
+          ? Option.some({ id, data: data.right, expiresAt: row.expiresAt, version: row.version })
+          : Option.none()
       }),
     delete: (id, now) =>
       Effect.sync(() => {
@@ -40,7 +42,10 @@ const recordingBackend = () => {
   return { backend, calls }
 }
 
-const recordAt = (now: number, data: unknown = SessionData.fromEntries([["note", SECRET]])): SessionRecord.SessionRecord => ({
+const recordAt = (
+  now: number,
+  data: unknown = SessionData.fromEntries([["note", SECRET]])
+): SessionRecord.SessionRecord => ({
   id: SessionId.fromToken(SessionToken.unsafeGenerate()),
   data: data as SessionData.SessionData,
   expiresAt: now + 1_000,
@@ -87,7 +92,12 @@ describe("SessionStore.make", () => {
           assertNoSecrets(exit, [SECRET, record.id])
         }
       }
-      for (const [field, value] of [["expiresAt", 1.5], ["expiresAt", Number.NaN], ["version", 0], ["version", 2.5]] as const) {
+      for (
+        const [field, value] of [["expiresAt", 1.5], ["expiresAt", Number.NaN], ["version", 0], [
+          "version",
+          2.5
+        ]] as const
+      ) {
         const exit = yield* Effect.exit(store.create({ ...recordAt(now), [field]: value }))
         assert.isTrue(Exit.isFailure(exit) && Cause.squash(exit.cause) instanceof StoreError.StoreError)
       }
@@ -153,7 +163,12 @@ describe("SessionStore.make spans", () => {
   const roundTrip = (store: SessionStore.Service) =>
     Effect.gen(function*() {
       const id = SessionId.fromToken(SessionToken.unsafeGenerate())
-      const created = yield* store.create({ id, data: SessionData.fromEntries([["k", SECRET]]), expiresAt: 60_000, version: 1 })
+      const created = yield* store.create({
+        id,
+        data: SessionData.fromEntries([["k", SECRET]]),
+        expiresAt: 60_000,
+        version: 1
+      })
       yield* store.save(created)
       yield* store.load(id)
       yield* store.delete(id)
@@ -208,11 +223,16 @@ describe("StoreError", () => {
     assert.strictEqual(error.message, "session store save failed: Unavailable")
     assert.strictEqual(String(error.cause), "DatabaseError (23505)")
     assertNoSecrets(Exit.fail(error), [SECRET])
-    assert.include(Cause.pretty(Cause.fail(error), { renderErrorCause: true }), "session store save failed: Unavailable")
+    assert.include(
+      Cause.pretty(Cause.fail(error), { renderErrorCause: true }),
+      "session store save failed: Unavailable"
+    )
   })
 
   it("drops a code that could carry data", () => {
-    const error = StoreError.make("Unavailable", "load", { code: `${SECRET} with spaces and more than forty characters` })
+    const error = StoreError.make("Unavailable", "load", {
+      code: `${SECRET} with spaces and more than forty characters`
+    })
     assert.isUndefined(error.cause?.code)
     assertNoSecrets(Exit.fail(error), [SECRET])
   })

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { createHash } from "node:crypto"
 import { Effect, Option } from "effect"
 import { SessionId, SessionToken } from "effect-sessions"
+import { createHash } from "node:crypto"
 
 describe("SessionToken", () => {
   it.effect("generates 22-character canonical base64url tokens that parse", () =>

@@ -3,10 +3,10 @@
  * PostgreSQL and MariaDB: how many it holds and when, the app's own statements under sustained store load,
  * interruption, a connection killed under it, and the path with none reserved.
  */
-import { assert, describe, it } from "@effect/vitest"
-import type * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
 import * as Reactivity from "@effect/experimental/Reactivity"
+import { PgClient } from "@effect/sql-pg"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
 import { SessionData } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
@@ -14,7 +14,18 @@ import { randomBytes } from "node:crypto"
 import * as Connections from "../src/internal/sqlConnections.js"
 import * as Dialect from "../src/internal/sqlDialect.js"
 import { describeService } from "./support/services.js"
-import { dropTable, freshId, mariadb, pgConfig, postgres, record, sqlite, type Target, uniqueTable, withClient } from "./support/sql.js"
+import {
+  dropTable,
+  freshId,
+  mariadb,
+  pgConfig,
+  postgres,
+  record,
+  sqlite,
+  type Target,
+  uniqueTable,
+  withClient
+} from "./support/sql.js"
 
 /** A store on a new table of `client`, with `count` sessions created; returns the store and the ids. */
 const seeded = (client: SqlClient.SqlClient, dialect: Target["dialect"], count: number, options?: SqlStore.Options) =>
@@ -69,7 +80,8 @@ const connectionSuite = (target: Target) =>
             loads++
             return worker(i)
           })
-        const load = yield* Effect.fork(Effect.forEach(ids, (_, i) => worker(i), { concurrency: "unbounded", discard: true }))
+        const load = yield* Effect.fork(Effect.forEach(ids, (_, i) =>
+          worker(i), { concurrency: "unbounded", discard: true }))
         yield* Effect.sleep(Duration.millis(100))
         const before = loads
         // each of these waits in the pool's queue behind the store's reservations, never for the load to end
@@ -92,10 +104,15 @@ const connectionSuite = (target: Target) =>
         // victims and others alternate, so each connection's queue holds both
         const fibers = yield* Effect.forEach(
           Array.from({ length: 96 }),
-          () => Effect.fork(Effect.exit(connections.run((c) => c.execute(text, [], undefined)))),
+          () =>
+            Effect.fork(Effect.exit(connections.run((c) =>
+              c.execute(text, [], undefined)
+            ))),
           { concurrency: "unbounded" }
         )
-        const victims = fibers.filter((_, i) => i % 2 === 0)
+        const victims = fibers.filter((_, i) =>
+          i % 2 === 0
+        )
         const others = fibers.filter((_, i) => i % 2 === 1)
         for (const pause of [12, 8, 8]) {
           yield* Effect.sleep(Duration.millis(pause))
@@ -153,7 +170,10 @@ await describeService("SqlStore connections (PostgreSQL)", postgres.server!.host
   it.live("connections killed under the store are replaced; later operations succeed", () =>
     Effect.gen(function*() {
       const applicationName = `es_kill_${randomBytes(4).toString("hex")}`
-      const client = yield* Effect.provide(PgClient.make({ ...pgConfig, maxConnections: 12, applicationName }), Reactivity.layer)
+      const client = yield* Effect.provide(
+        PgClient.make({ ...pgConfig, maxConnections: 12, applicationName }),
+        Reactivity.layer
+      )
       const killer = yield* postgres.client
       const { ids, store } = yield* seeded(client, "pg", 32)
       let stop = false
@@ -165,7 +185,9 @@ await describeService("SqlStore connections (PostgreSQL)", postgres.server!.host
           done++
           return worker(i)
         })
-      const load = yield* Effect.fork(Effect.forEach(ids, (_, i) => worker(i), { concurrency: "unbounded", discard: true }))
+      const load = yield* Effect.fork(
+        Effect.forEach(ids, (_, i) => worker(i), { concurrency: "unbounded", discard: true })
+      )
       yield* Effect.sleep(Duration.millis(150))
       const killed = yield* killer.unsafe<{ pid: number }>(
         "SELECT pg_terminate_backend(pid) AS ok, pid FROM pg_stat_activity WHERE application_name = $1",
@@ -179,7 +201,11 @@ await describeService("SqlStore connections (PostgreSQL)", postgres.server!.host
       assert.isAbove(done, atKill + 100, "operations went on after the kill")
       // only statements outstanding on the killed connections fail; everything after them succeeds
       const lastFailure = failures.length === 0 ? 0 : failures[failures.length - 1]
-      assert.isBelow(lastFailure, atKill + 64 * 2, `failures: ${failures.length}, last at ${lastFailure}, kill at ${atKill}`)
+      assert.isBelow(
+        lastFailure,
+        atKill + 64 * 2,
+        `failures: ${failures.length}, last at ${lastFailure}, kill at ${atKill}`
+      )
       const after = yield* Effect.forEach(ids, (id) => store.load(id), { concurrency: "unbounded" })
       assert.isTrue(after.every(Option.isSome))
     }).pipe(Effect.scoped), 30_000)

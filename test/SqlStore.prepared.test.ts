@@ -7,8 +7,8 @@
  * Each test uses a pool of one connection, so the app's own statements (`pg_prepared_statements` is per
  * connection) run on the connection the store prepared on.
  */
-import { assert, describe, it } from "@effect/vitest"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Option } from "effect"
 import { SessionData, type SessionRecord } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
@@ -119,7 +119,12 @@ await describeService("SqlStore prepared statements (PostgreSQL)", postgres.serv
       // only what the Connection interface offers: no `pg` field
       const plain = { execute: connection.execute.bind(connection) } as unknown as typeof connection
       assert.isUndefined(PgPrepared.pgClientOf(plain))
-      const rows = yield* PgPrepared.run(plain, "SELECT $1::int + 1 AS n", PgPrepared.nameOf("SELECT $1::int + 1 AS n"), [41])
+      const rows = yield* PgPrepared.run(
+        plain,
+        "SELECT $1::int + 1 AS n",
+        PgPrepared.nameOf("SELECT $1::int + 1 AS n"),
+        [41]
+      )
       assert.strictEqual(Number(rows[0].n), 42)
       const prepared = yield* connection.execute("SELECT name FROM pg_prepared_statements", [], undefined)
       assert.deepStrictEqual(prepared, [])
@@ -134,7 +139,10 @@ await describeService("SqlStore prepared statements (PostgreSQL)", postgres.serv
     Effect.gen(function*() {
       const client = yield* postgres.client
       const exit = yield* Effect.exit(
-        withClient(client, SqlStore.make({ table: uniqueTable("never"), reservedConnections: 0, preparedStatements: true }))
+        withClient(
+          client,
+          SqlStore.make({ table: uniqueTable("never"), reservedConnections: 0, preparedStatements: true })
+        )
       )
       assert.isTrue(Exit.isFailure(exit))
       assert.include(JSON.stringify(Exit.isFailure(exit) ? exit.cause : undefined), "preparedStatements")

@@ -81,10 +81,14 @@ describe("SqlStore construction", () => {
       const rows = yield* client.unsafe<{ n: number }>("SELECT count(*) AS n FROM configured_sessions").withoutTransform
       assert.strictEqual(rows[0].n, 1)
 
-      const hostile = failure(yield* Effect.exit(Effect.provide(Effect.void, layer).pipe(withEnv("x; DROP TABLE configured_sessions"))))
+      const hostile = failure(
+        yield* Effect.exit(Effect.provide(Effect.void, layer).pipe(withEnv("x; DROP TABLE configured_sessions")))
+      )
       assert.strictEqual(hostile?._tag, "SqlStoreError")
       const missing = failure(
-        yield* Effect.exit(Effect.provide(Effect.void, layer).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))))
+        yield* Effect.exit(
+          Effect.provide(Effect.void, layer).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
+        )
       )
       assert.isTrue(missing !== undefined && missing._tag !== "SqlStoreError" && missing._tag !== "StoreError")
     }))

@@ -76,14 +76,22 @@ describe("demo", () => {
       assert.include(page.body, `<strong id="user">Ada</strong>`)
 
       // the pre-login cookie is worth nothing now
-      assert.deepStrictEqual(yield* sessionJson(withCookie(d.url, anonymous)), { visits: 0, name: null, loggedIn: false })
+      assert.deepStrictEqual(yield* sessionJson(withCookie(d.url, anonymous)), {
+        visits: 0,
+        name: null,
+        loggedIn: false
+      })
 
       // logout: a removal cookie; the logged-in cookie no longer works
       const logout = yield* client.request("/logout", form(d.url, { _csrf: csrfOf(page) }))
       assert.strictEqual(logout.status, 303)
       assert.strictEqual(logout.cookie(COOKIE)?.attributes["max-age"], "0")
       assert.isFalse(client.jar.has(COOKIE))
-      assert.deepStrictEqual(yield* sessionJson(withCookie(d.url, loggedIn)), { visits: 0, name: null, loggedIn: false })
+      assert.deepStrictEqual(yield* sessionJson(withCookie(d.url, loggedIn)), {
+        visits: 0,
+        name: null,
+        loggedIn: false
+      })
 
       // no token, signature or session data in anything the demo printed
       for (const value of [anonymous, loggedIn]) {
@@ -117,7 +125,10 @@ describe("demo", () => {
           assert.strictEqual(visitsOf(yield* at.get("/")), 1)
           const page = yield* at.get("/")
           assert.strictEqual(visitsOf(page), 2)
-          assert.strictEqual((yield* at.request("/login", form(url, { name: "Grace", _csrf: csrfOf(page) }))).status, 303)
+          assert.strictEqual(
+            (yield* at.request("/login", form(url, { name: "Grace", _csrf: csrfOf(page) }))).status,
+            303
+          )
           return at.jar.get(COOKIE)!
         }))
       assert.isTrue(fs.existsSync(env.SQLITE_FILE))

@@ -14,7 +14,10 @@ describeBrowser("demo in Chromium", () => {
   let demo: Demo
 
   beforeAll(async () => {
-    ;[browser, demo] = await Promise.all([launchChromium(), startDemo({ SESSION_STORE: undefined, SQLITE_FILE: undefined })])
+    ;[browser, demo] = await Promise.all([
+      launchChromium(),
+      startDemo({ SESSION_STORE: undefined, SQLITE_FILE: undefined })
+    ])
   })
 
   afterAll(async () => {
@@ -37,7 +40,15 @@ describeBrowser("demo in Chromium", () => {
   const sessionJsonWith = async (cookie: Cookie) => {
     const context = await browser.newContext()
     await context.addCookies([
-      { name: cookie.name, value: cookie.value, domain: "127.0.0.1", path: "/", httpOnly: true, secure: true, sameSite: "Lax" }
+      {
+        name: cookie.name,
+        value: cookie.value,
+        domain: "127.0.0.1",
+        path: "/",
+        httpOnly: true,
+        secure: true,
+        sameSite: "Lax"
+      }
     ])
     const json = await sessionJson(await context.newPage())
     await context.close()
@@ -126,15 +137,21 @@ describeBrowser("demo in Chromium", () => {
     // another origin on the same site: 127.0.0.1 on another port
     const attacker = http.createServer((_req, res) => {
       res.setHeader("content-type", "text/html")
-      res.end(`<form method="post" action="${demo.url}/logout"><input type="hidden" name="_csrf" value="${token}"></form>
-        <script>document.forms[0].submit()</script>`)
+      res.end(
+        `<form method="post" action="${demo.url}/logout"><input type="hidden" name="_csrf" value="${token}"></form>
+        <script>document.forms[0].submit()</script>`
+      )
     })
     await new Promise<void>((resolve) => attacker.listen(0, "127.0.0.1", resolve))
     try {
       const response = page.waitForResponse(`${demo.url}/logout`)
       await page.goto(`http://127.0.0.1:${(attacker.address() as AddressInfo).port}/`)
       const refused = await response
-      assert.include((await refused.request().allHeaders())["cookie"] ?? "", `${COOKIE}=`, "SameSite=Lax sends the cookie")
+      assert.include(
+        (await refused.request().allHeaders())["cookie"] ?? "",
+        `${COOKIE}=`,
+        "SameSite=Lax sends the cookie"
+      )
       assert.strictEqual(refused.status(), 403)
       assert.strictEqual(await refused.text(), "Forbidden")
     } finally {

@@ -17,7 +17,9 @@ const manifest = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "ut
   readonly peerDependenciesMeta: Record<string, { readonly optional?: boolean }>
 }
 /** ioredis, mongodb, @effect/sql, ...: none may be installed along with the package. */
-const OPTIONAL_PEERS = Object.entries(manifest.peerDependenciesMeta).filter(([, meta]) => meta.optional === true).map(([name]) => name)
+const OPTIONAL_PEERS = Object.entries(manifest.peerDependenciesMeta).filter(([, meta]) => meta.optional === true).map((
+  [name]
+) => name)
 const NPM_FLAGS = ["--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"]
 
 interface Output {
@@ -39,7 +41,9 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string): Promise
 const ok = async (command: string, args: ReadonlyArray<string>, cwd: string): Promise<string> => {
   const out = await run(command, args, cwd)
   if (out.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${out.code}\n${out.stdout.slice(-4000)}\n${out.stderr.slice(-4000)}`)
+    throw new Error(
+      `${command} ${args.join(" ")} exited ${out.code}\n${out.stdout.slice(-4000)}\n${out.stderr.slice(-4000)}`
+    )
   }
   return out.stdout
 }
@@ -70,7 +74,10 @@ const anyKeywords = (file: string): Array<number> => {
 
 /** The namespaces `src/index.ts` re-exports. */
 const indexNamespaces = (): Array<string> =>
-  Array.from(fs.readFileSync(path.join(repo, "src/index.ts"), "utf8").matchAll(/^export \* as (\w+) from/gm), (m) => m[1]!)
+  Array.from(
+    fs.readFileSync(path.join(repo, "src/index.ts"), "utf8").matchAll(/^export \* as (\w+) from/gm),
+    (m) => m[1]!
+  )
 
 describe("package", () => {
   let tmp = ""
@@ -91,14 +98,21 @@ describe("package", () => {
       }
     }
     for (const dir of ["src", "bin"]) {
-      if (fs.existsSync(path.join(repo, dir))) fs.cpSync(path.join(repo, dir), path.join(stage, dir), { recursive: true })
+      if (fs.existsSync(path.join(repo, dir))) {
+        fs.cpSync(path.join(repo, dir), path.join(stage, dir), { recursive: true })
+      }
     }
     fs.symlinkSync(path.join(repo, "node_modules"), path.join(stage, "node_modules"), "dir")
     fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }))
 
     // `npm run build` without type checking (`npm test` type-checks first), beside the peers' install.
     await Promise.all([
-      ok(process.execPath, [path.join(repo, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--noCheck"], stage),
+      ok(process.execPath, [
+        path.join(repo, "node_modules/typescript/bin/tsc"),
+        "-p",
+        "tsconfig.build.json",
+        "--noCheck"
+      ], stage),
       ok("npm", ["install", ...PEERS, ...NPM_FLAGS], app)
     ])
     const pack = JSON.parse(await ok("npm", ["pack", "--json", "--pack-destination", tmp], stage)) as ReadonlyArray<{
@@ -134,7 +148,9 @@ describe("package", () => {
       const { sources } = JSON.parse(fs.readFileSync(map, "utf8")) as { readonly sources: ReadonlyArray<string> }
       for (const source of sources) {
         const resolved = path.resolve(path.dirname(map), source)
-        if (!resolved.startsWith(installed + path.sep) || !fs.existsSync(resolved)) missing.push(path.relative(installed, map))
+        if (!resolved.startsWith(installed + path.sep) || !fs.existsSync(resolved)) {
+          missing.push(path.relative(installed, map))
+        }
       }
     }
     assert.deepStrictEqual(missing, [])
@@ -151,7 +167,14 @@ describe("package", () => {
 
   it("imports with node, exposes its namespaces and runs a store on the app's effect", async () => {
     const expected = indexNamespaces()
-    assert.includeMembers(expected, ["SessionStore", "SessionToken", "SessionId", "StoreError", "LruStore", "CachingStore"])
+    assert.includeMembers(expected, [
+      "SessionStore",
+      "SessionToken",
+      "SessionId",
+      "StoreError",
+      "LruStore",
+      "CachingStore"
+    ])
     const out = await node(
       app,
       `

@@ -6,10 +6,10 @@
  * (`__Host-session`, `Secure`): the load generator replays it over plain http on 127.0.0.1, as
  * Chromium does. Store calls are counted by a `SessionStore` layer wrapped around the variant's.
  */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -147,7 +147,9 @@ export const start = async (variant: Variant): Promise<Server> => {
       Layer.provideMerge(serverLayer)
     )
   const scope = Effect.runSync(Scope.make())
-  const context = await Effect.runPromise(Layer.buildWithScope(live, scope) as Effect.Effect<Context.Context<HttpServer.HttpServer>, unknown>)
+  const context = await Effect.runPromise(
+    Layer.buildWithScope(live, scope) as Effect.Effect<Context.Context<HttpServer.HttpServer>, unknown>
+  )
   const address = Context.get(context, HttpServer.HttpServer).address
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
   return {

@@ -5,13 +5,13 @@
  * 4-second inactivity expiry as the Effect app (`cookie.maxAge`). Store writes (`set` + `touch`)
  * and reads (`get`) are counted by wrapping the store.
  */
-import ConnectRedis from "connect-redis"
 import pgSession from "connect-pg-simple"
+import ConnectRedis from "connect-redis"
 import express from "express"
 import session from "express-session"
+import { Redis } from "ioredis"
 import type { Server as HttpServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Redis } from "ioredis"
 import pg from "pg"
 import { PG_POOL_SIZE, services, uniqueName, unlinkPrefix } from "../lib/services.js"
 import type { Server, Variant } from "./variants.js"

@@ -99,7 +99,13 @@ export const runLoad = (options: LoadOptions): Promise<LoadResult> =>
       pipelining: 1,
       timeout: 10,
       setupClient: (client) => {
-        const state: ConnectionState = { cookies: new Map(), cookieHeader: "", last: 0, responses: 0, problem: undefined }
+        const state: ConnectionState = {
+          cookies: new Map(),
+          cookieHeader: "",
+          last: 0,
+          responses: 0,
+          problem: undefined
+        }
         states.push(state)
         client.setRequests([{
           method: "GET",

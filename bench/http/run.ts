@@ -3,8 +3,8 @@
  * this one; a warm-up with its own sessions, then the timed run with fresh ones (so every counter
  * starts at 1), and the store calls counted by the server between the two.
  */
-import type { HttpRow } from "../lib/results.js"
 import { here, spawnChild } from "../lib/child.js"
+import type { HttpRow } from "../lib/results.js"
 import { runLoad } from "./load.js"
 import type { Variant } from "./variants.js"
 

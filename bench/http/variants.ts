@@ -25,10 +25,38 @@ export interface Server {
 }
 
 export const variants: ReadonlyArray<Variant> = [
-  { id: "effect-none", name: "Effect, no sessions", framework: "effect", store: "none", kind: "baseline", routes: ["count"] },
-  { id: "effect-memory", name: "Effect + MemoryStore", framework: "effect", store: "memory", kind: "ours", routes: ["count", "read"] },
-  { id: "effect-redis", name: "Effect + RedisStore", framework: "effect", store: "redis", kind: "ours", routes: ["count", "read"] },
-  { id: "effect-pg", name: "Effect + SqlStore (Postgres)", framework: "effect", store: "pg", kind: "ours", routes: ["count", "read"] },
+  {
+    id: "effect-none",
+    name: "Effect, no sessions",
+    framework: "effect",
+    store: "none",
+    kind: "baseline",
+    routes: ["count"]
+  },
+  {
+    id: "effect-memory",
+    name: "Effect + MemoryStore",
+    framework: "effect",
+    store: "memory",
+    kind: "ours",
+    routes: ["count", "read"]
+  },
+  {
+    id: "effect-redis",
+    name: "Effect + RedisStore",
+    framework: "effect",
+    store: "redis",
+    kind: "ours",
+    routes: ["count", "read"]
+  },
+  {
+    id: "effect-pg",
+    name: "Effect + SqlStore (Postgres)",
+    framework: "effect",
+    store: "pg",
+    kind: "ours",
+    routes: ["count", "read"]
+  },
   {
     id: "effect-caching",
     name: "Effect + CachingStore (Lru over Postgres)",
@@ -37,8 +65,36 @@ export const variants: ReadonlyArray<Variant> = [
     kind: "ours",
     routes: ["count", "read"]
   },
-  { id: "express-none", name: "express, no sessions", framework: "express", store: "none", kind: "baseline", routes: ["count"] },
-  { id: "express-memory", name: "express-session + MemoryStore", framework: "express", store: "memory", kind: "peer", routes: ["count", "read"] },
-  { id: "express-redis", name: "express-session + connect-redis", framework: "express", store: "redis", kind: "peer", routes: ["count", "read"] },
-  { id: "express-pg", name: "express-session + connect-pg-simple", framework: "express", store: "pg", kind: "peer", routes: ["count", "read"] }
+  {
+    id: "express-none",
+    name: "express, no sessions",
+    framework: "express",
+    store: "none",
+    kind: "baseline",
+    routes: ["count"]
+  },
+  {
+    id: "express-memory",
+    name: "express-session + MemoryStore",
+    framework: "express",
+    store: "memory",
+    kind: "peer",
+    routes: ["count", "read"]
+  },
+  {
+    id: "express-redis",
+    name: "express-session + connect-redis",
+    framework: "express",
+    store: "redis",
+    kind: "peer",
+    routes: ["count", "read"]
+  },
+  {
+    id: "express-pg",
+    name: "express-session + connect-pg-simple",
+    framework: "express",
+    store: "pg",
+    kind: "peer",
+    routes: ["count", "read"]
+  }
 ]

@@ -3,7 +3,7 @@
  * Node process, loaded through tsx, and talks to the runner over the IPC channel with small
  * `{ type, ... }` messages.
  */
-import { fork, type ChildProcess } from "node:child_process"
+import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 export interface Message {
@@ -50,7 +50,9 @@ export const spawnChild = (
   const exit = new Promise<number | null>((resolve) => {
     child.on("exit", (code) => {
       exited = code
-      for (const w of waiters.splice(0)) w.reject(new Error(`${script} exited (code ${code}) before sending "${w.type}"`))
+      for (const w of waiters.splice(0)) {
+        w.reject(new Error(`${script} exited (code ${code}) before sending "${w.type}"`))
+      }
       resolve(code)
     })
   })

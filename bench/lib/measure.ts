@@ -75,7 +75,9 @@ export const runStandalone = async (
   label: string,
   goal: number,
   /** More ratios printed each round, with no target. */
-  also: ReadonlyArray<{ readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }> = []
+  also: ReadonlyArray<
+    { readonly label: string; readonly ratioOf: (rows: ReadonlyArray<StoreRow>) => number | undefined }
+  > = []
 ): Promise<void> => {
   const plan = makePlan({
     ...defaultWorkload,
@@ -106,7 +108,9 @@ export const runStandalone = async (
     }
   }
   const sorted = [...ratios].sort((x, y) => x - y)
-  if (sorted.length > 0) console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
+  if (sorted.length > 0) {
+    console.log(`median ratio over ${sorted.length} rounds: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}`)
+  }
 }
 
 /** The mixed ops/s of the row named `ours` over the raw row of `backend`, from the rows of one run. */

@@ -3,9 +3,9 @@
  * a Redis key prefix), so parallel runs and other users of the servers never see each other's data.
  * Every run removes what it created.
  */
-import { randomBytes } from "node:crypto"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type { Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
 
 export const services = {
   pg: {
@@ -27,8 +27,7 @@ export const services = {
 } as const
 
 /** A name unique to this process and call: lower-case letters, digits and `_`, safe as a SQL identifier. */
-export const uniqueName = (prefix: string): string =>
-  `${prefix}_${process.pid}_${randomBytes(4).toString("hex")}`
+export const uniqueName = (prefix: string): string => `${prefix}_${process.pid}_${randomBytes(4).toString("hex")}`
 
 /** Size of the pg pool the bench gives every Postgres client (ours and the peers alike). */
 export const PG_POOL_SIZE = 10

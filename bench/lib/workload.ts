@@ -191,7 +191,12 @@ export const storeOps = (
       save: (index: number, write: number) => {
         const current = records[index]
         return Effect.map(
-          store.save({ id: current.id, data: sessionData(index, write), expiresAt: expiresAt(Date.now()), version: current.version }),
+          store.save({
+            id: current.id,
+            data: sessionData(index, write),
+            expiresAt: expiresAt(Date.now()),
+            version: current.version
+          }),
           (saved) => {
             records[index] = saved
           }

@@ -51,9 +51,11 @@ export class ContractViolation extends TaggedError("ContractViolation")<{ readon
  *
  * @since 0.1.0
  */
-export class ContractSettings extends Context.Reference<ContractSettings>()("effect-sessions/testing/ContractSettings", {
-  defaultValue: (): { readonly maxDataBytes: number } => ({ maxDataBytes: SessionData.DEFAULT_MAX_BYTES })
-}) {}
+export class ContractSettings
+  extends Context.Reference<ContractSettings>()("effect-sessions/testing/ContractSettings", {
+    defaultValue: (): { readonly maxDataBytes: number } => ({ maxDataBytes: SessionData.DEFAULT_MAX_BYTES })
+  })
+{}
 
 /** Lifetime of records that must stay live during a check. */
 const LONG = 60 * 60 * 1000
@@ -128,7 +130,12 @@ const expectSame = (
   return diff === undefined ? Effect.void : violation(`${what}: ${diff}`)
 }
 
-const makeCtx = (store: SessionStore.Service, travel: TimeTravel, secrets: Array<string>, ids: Array<SessionId.SessionId>): Ctx => {
+const makeCtx = (
+  store: SessionStore.Service,
+  travel: TimeTravel,
+  secrets: Array<string>,
+  ids: Array<SessionId.SessionId>
+): Ctx => {
   const newId = () => {
     const token = SessionToken.unsafeGenerate()
     const id = SessionId.fromToken(token)
@@ -159,7 +166,9 @@ const makeCtx = (store: SessionStore.Service, travel: TimeTravel, secrets: Array
       Effect.flatMap(Effect.exit(effect), (exit) => {
         if (Exit.isSuccess(exit)) return violation(`${what}: succeeded, expected a StoreError ${reason}`)
         const failure = Cause.failureOption(exit.cause)
-        if (Option.isNone(failure)) return violation(`${what}: died or was interrupted, expected a StoreError ${reason}`)
+        if (Option.isNone(failure)) {
+          return violation(`${what}: died or was interrupted, expected a StoreError ${reason}`)
+        }
         const error = failure.value
         if (!isStoreErrorLike(error)) return violation(`${what}: failed with something that is not a StoreError`)
         if (error.reason !== reason) return violation(`${what}: StoreError ${error.reason}, expected ${reason}`)
@@ -170,7 +179,9 @@ const makeCtx = (store: SessionStore.Service, travel: TimeTravel, secrets: Array
           ["Cause.pretty", Cause.pretty(exit.cause, { renderErrorCause: true })]
         ]
         for (const [name, text] of renderings) {
-          if (leak(text)) return violation(`${what}: ${name} of the ${reason} error holds a token, an id or session data`)
+          if (leak(text)) {
+            return violation(`${what}: ${name} of the ${reason} error holds a token, an id or session data`)
+          }
         }
         return Effect.succeed(error)
       }),
@@ -242,7 +253,16 @@ const nested = (marker: string): SessionData.SessionData => {
   return SessionData.fromEntries([
     ["user", { id: 42, name: marker, roles: ["admin", "editor"], profile: { age: 36, active: true, manager: null } }],
     ["deep", deep],
-    ["numbers", [0, -1, 1.5, -2.25e-7, 1e21, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 1.7976931348623157e308]],
+    ["numbers", [
+      0,
+      -1,
+      1.5,
+      -2.25e-7,
+      1e21,
+      Number.MAX_SAFE_INTEGER,
+      -Number.MAX_SAFE_INTEGER,
+      1.7976931348623157e308
+    ]],
     ["flags", [true, false, null]],
     ["empty", { object: {}, array: [], string: "" }],
     ["escapes", "quote \" backslash \\ slash / newline \n tab \t cr \r bell \u0007 del \u007f"]
@@ -273,42 +293,58 @@ const refusedData = (marker: string, cap: number): ReadonlyArray<readonly [strin
 ]
 
 const encodeChecks: ReadonlyArray<ContractCheck> = [
-  check("encode: refused data fails create with Encode and writes nothing", "encode-refused", (ctx) =>
-    Effect.gen(function*() {
-      const cap = yield* maxDataBytes
-      for (const [what, data] of refusedData(ctx.marker(), cap)) {
-        const record = yield* ctx.record(data as SessionData.SessionData)
-        yield* ctx.fails(`create with ${what}`, ctx.store.create(record), "Encode")
-        yield* ctx.expectNone(`after create with ${what} was refused`, record.id)
-      }
-    })),
-  check("encode: refused data fails save with Encode and leaves the stored record", "encode-refused", (ctx) =>
-    Effect.gen(function*() {
-      const cap = yield* maxDataBytes
-      const stored = yield* ctx.store.create(yield* ctx.record(ctx.data()))
-      for (const [what, data] of refusedData(ctx.marker(), cap)) {
-        yield* ctx.fails(`save with ${what}`, ctx.store.save({ ...stored, data: data as SessionData.SessionData }), "Encode")
-        yield* ctx.expectRecord(`after save with ${what} was refused`, stored)
-      }
-    })),
-  check("encode: data of exactly the cap in UTF-8 bytes round-trips, one byte more is refused", "size-cap", (ctx) =>
-    Effect.gen(function*() {
-      const cap = yield* maxDataBytes
-      const atCap = dataOfBytes(cap, ctx.marker())
-      const overCap = dataOfBytes(cap + 1, ctx.marker())
-      if (Either.isLeft(atCap)) return yield* violation(atCap.left)
-      if (Either.isLeft(overCap)) return yield* violation(overCap.left)
-      const record = yield* ctx.record(atCap.right)
-      yield* ctx.store.create(record)
-      yield* ctx.expectRecord("load of data at the cap", record)
-      const over = yield* ctx.record(overCap.right)
-      yield* ctx.fails("create one byte over the cap", ctx.store.create(over), "Encode")
-      yield* ctx.expectNone("after create over the cap was refused", over.id)
-      yield* ctx.fails("save one byte over the cap", ctx.store.save({ ...record, data: overCap.right }), "Encode")
-      yield* ctx.expectRecord("after save over the cap was refused", record)
-      const saved = yield* ctx.store.save(record)
-      yield* ctx.expectRecord("load after a save at the cap", saved)
-    }))
+  check(
+    "encode: refused data fails create with Encode and writes nothing",
+    "encode-refused",
+    (ctx) =>
+      Effect.gen(function*() {
+        const cap = yield* maxDataBytes
+        for (const [what, data] of refusedData(ctx.marker(), cap)) {
+          const record = yield* ctx.record(data as SessionData.SessionData)
+          yield* ctx.fails(`create with ${what}`, ctx.store.create(record), "Encode")
+          yield* ctx.expectNone(`after create with ${what} was refused`, record.id)
+        }
+      })
+  ),
+  check(
+    "encode: refused data fails save with Encode and leaves the stored record",
+    "encode-refused",
+    (ctx) =>
+      Effect.gen(function*() {
+        const cap = yield* maxDataBytes
+        const stored = yield* ctx.store.create(yield* ctx.record(ctx.data()))
+        for (const [what, data] of refusedData(ctx.marker(), cap)) {
+          yield* ctx.fails(
+            `save with ${what}`,
+            ctx.store.save({ ...stored, data: data as SessionData.SessionData }),
+            "Encode"
+          )
+          yield* ctx.expectRecord(`after save with ${what} was refused`, stored)
+        }
+      })
+  ),
+  check(
+    "encode: data of exactly the cap in UTF-8 bytes round-trips, one byte more is refused",
+    "size-cap",
+    (ctx) =>
+      Effect.gen(function*() {
+        const cap = yield* maxDataBytes
+        const atCap = dataOfBytes(cap, ctx.marker())
+        const overCap = dataOfBytes(cap + 1, ctx.marker())
+        if (Either.isLeft(atCap)) return yield* violation(atCap.left)
+        if (Either.isLeft(overCap)) return yield* violation(overCap.left)
+        const record = yield* ctx.record(atCap.right)
+        yield* ctx.store.create(record)
+        yield* ctx.expectRecord("load of data at the cap", record)
+        const over = yield* ctx.record(overCap.right)
+        yield* ctx.fails("create one byte over the cap", ctx.store.create(over), "Encode")
+        yield* ctx.expectNone("after create over the cap was refused", over.id)
+        yield* ctx.fails("save one byte over the cap", ctx.store.save({ ...record, data: overCap.right }), "Encode")
+        yield* ctx.expectRecord("after save over the cap was refused", record)
+        const saved = yield* ctx.store.save(record)
+        yield* ctx.expectRecord("load after a save at the cap", saved)
+      })
+  )
 ]
 
 /** Creates a record with `makeData`, loads it, saves new data, loads it again. */
@@ -343,25 +379,38 @@ const roundTripChecks: ReadonlyArray<ContractCheck> = [
       yield* ensure(saved.expiresAt === later.expiresAt, "save returned another expiresAt")
       yield* ctx.expectRecord("load after a save that moved expiresAt", saved)
     })),
-  check("round trip: __proto__ and constructor keys are plain data and pollute nothing", "proto-keys-are-data", (ctx) =>
-    Effect.gen(function*() {
-      const m = ctx.marker()
-      const data = JSON.parse(
-        `{"__proto__":{"polluted":"${m}","isAdmin":true},"constructor":{"prototype":{"polluted":"${m}"}},` +
-          `"toString":"${m}","hasOwnProperty":1,"nested":{"__proto__":{"polluted":"${m}"}}}`
-      ) as SessionData.SessionData
-      const record = yield* ctx.record(SessionData.fromEntries(Object.entries(data)))
-      yield* ctx.store.create(record)
-      const found = yield* ctx.store.load(record.id)
-      if (Option.isNone(found)) return yield* violation("load found nothing")
-      const loaded = found.value.data as Record<string, unknown>
-      yield* ensure(Object.prototype.hasOwnProperty.call(loaded, "__proto__"), "the __proto__ key was not kept as data")
-      yield* ensure(Object.prototype.hasOwnProperty.call(loaded, "constructor"), "the constructor key was not kept as data")
-      yield* ensure(SessionData.equals(loaded, record.data), "the data differs")
-      const probe: Record<string, unknown> = {}
-      yield* ensure(probe.polluted === undefined && probe.isAdmin === undefined, "Object.prototype was polluted")
-      yield* ensure((loaded as { isAdmin?: unknown }).isAdmin === undefined, "the loaded data inherits the __proto__ value")
-    }))
+  check(
+    "round trip: __proto__ and constructor keys are plain data and pollute nothing",
+    "proto-keys-are-data",
+    (ctx) =>
+      Effect.gen(function*() {
+        const m = ctx.marker()
+        const data = JSON.parse(
+          `{"__proto__":{"polluted":"${m}","isAdmin":true},"constructor":{"prototype":{"polluted":"${m}"}},` +
+            `"toString":"${m}","hasOwnProperty":1,"nested":{"__proto__":{"polluted":"${m}"}}}`
+        ) as SessionData.SessionData
+        const record = yield* ctx.record(SessionData.fromEntries(Object.entries(data)))
+        yield* ctx.store.create(record)
+        const found = yield* ctx.store.load(record.id)
+        if (Option.isNone(found)) return yield* violation("load found nothing")
+        const loaded = found.value.data as Record<string, unknown>
+        yield* ensure(
+          Object.prototype.hasOwnProperty.call(loaded, "__proto__"),
+          "the __proto__ key was not kept as data"
+        )
+        yield* ensure(
+          Object.prototype.hasOwnProperty.call(loaded, "constructor"),
+          "the constructor key was not kept as data"
+        )
+        yield* ensure(SessionData.equals(loaded, record.data), "the data differs")
+        const probe: Record<string, unknown> = {}
+        yield* ensure(probe.polluted === undefined && probe.isAdmin === undefined, "Object.prototype was polluted")
+        yield* ensure(
+          (loaded as { isAdmin?: unknown }).isAdmin === undefined,
+          "the loaded data inherits the __proto__ value"
+        )
+      })
+  )
 ]
 
 const createChecks: ReadonlyArray<ContractCheck> = [
@@ -372,20 +421,24 @@ const createChecks: ReadonlyArray<ContractCheck> = [
       yield* expectSame("the record create returned", created, record)
       yield* ctx.expectRecord("load after create", record)
     })),
-  check("create: collision fails with Collision and leaves the live record untouched", "create-never-overwrites", (ctx) =>
-    Effect.gen(function*() {
-      const original = yield* ctx.record(ctx.data())
-      yield* ctx.store.create(original)
-      const intruder = yield* ctx.record(ctx.data(), {
-        id: original.id,
-        lifetime: 2 * LONG
+  check(
+    "create: collision fails with Collision and leaves the live record untouched",
+    "create-never-overwrites",
+    (ctx) =>
+      Effect.gen(function*() {
+        const original = yield* ctx.record(ctx.data())
+        yield* ctx.store.create(original)
+        const intruder = yield* ctx.record(ctx.data(), {
+          id: original.id,
+          lifetime: 2 * LONG
+        })
+        yield* ctx.fails("create over a live record", ctx.store.create(intruder), "Collision")
+        yield* ctx.expectRecord("after the collision", original)
+        const saved = yield* ctx.store.save(original)
+        yield* ctx.fails("create over a saved live record", ctx.store.create(intruder), "Collision")
+        yield* ctx.expectRecord("after the second collision", saved)
       })
-      yield* ctx.fails("create over a live record", ctx.store.create(intruder), "Collision")
-      yield* ctx.expectRecord("after the collision", original)
-      const saved = yield* ctx.store.save(original)
-      yield* ctx.fails("create over a saved live record", ctx.store.create(intruder), "Collision")
-      yield* ctx.expectRecord("after the second collision", saved)
-    })),
+  ),
   check("create: an expired record may be replaced", "create-replaces-expired", (ctx) =>
     Effect.gen(function*() {
       const old = yield* ctx.record(ctx.data(), { lifetime: SHORT })
@@ -396,32 +449,40 @@ const createChecks: ReadonlyArray<ContractCheck> = [
       yield* expectSame("the record create returned", created, fresh)
       yield* ctx.expectRecord("load after replacing an expired record", fresh)
     })),
-  check(`create: ${RACERS} racing creates of a fresh id give exactly one success`, "create-is-atomic", (ctx) =>
-    Effect.gen(function*() {
-      const id = ctx.newId()
-      const records = yield* Effect.forEach(
-        Array.from({ length: RACERS }, (_, i) => SessionData.fromEntries([["racer", i]])),
-        (data) => ctx.record(data, { id })
-      )
-      const { wins, losses } = yield* race(records.map((r) => ctx.store.create(r)))
-      yield* ensure(wins.length === 1, `${wins.length} creates succeeded, expected exactly 1`)
-      yield* ensure(losses.every((e) => reasonOf(e) === "Collision"), "a losing create did not fail with Collision")
-      yield* ctx.expectRecord("load after the race", wins[0])
-    })),
-  check(`create: ${RACERS} racing creates over an expired record give exactly one success`, "create-is-atomic", (ctx) =>
-    Effect.gen(function*() {
-      const old = yield* ctx.record(ctx.data(), { lifetime: SHORT })
-      yield* ctx.store.create(old)
-      yield* ctx.advance(SHORT + 1)
-      const records = yield* Effect.forEach(
-        Array.from({ length: RACERS }, (_, i) => SessionData.fromEntries([["racer", i]])),
-        (data) => ctx.record(data, { id: old.id })
-      )
-      const { wins, losses } = yield* race(records.map((r) => ctx.store.create(r)))
-      yield* ensure(wins.length === 1, `${wins.length} creates succeeded, expected exactly 1`)
-      yield* ensure(losses.every((e) => reasonOf(e) === "Collision"), "a losing create did not fail with Collision")
-      yield* ctx.expectRecord("load after the race", wins[0])
-    }))
+  check(
+    `create: ${RACERS} racing creates of a fresh id give exactly one success`,
+    "create-is-atomic",
+    (ctx) =>
+      Effect.gen(function*() {
+        const id = ctx.newId()
+        const records = yield* Effect.forEach(
+          Array.from({ length: RACERS }, (_, i) => SessionData.fromEntries([["racer", i]])),
+          (data) => ctx.record(data, { id })
+        )
+        const { losses, wins } = yield* race(records.map((r) => ctx.store.create(r)))
+        yield* ensure(wins.length === 1, `${wins.length} creates succeeded, expected exactly 1`)
+        yield* ensure(losses.every((e) => reasonOf(e) === "Collision"), "a losing create did not fail with Collision")
+        yield* ctx.expectRecord("load after the race", wins[0])
+      })
+  ),
+  check(
+    `create: ${RACERS} racing creates over an expired record give exactly one success`,
+    "create-is-atomic",
+    (ctx) =>
+      Effect.gen(function*() {
+        const old = yield* ctx.record(ctx.data(), { lifetime: SHORT })
+        yield* ctx.store.create(old)
+        yield* ctx.advance(SHORT + 1)
+        const records = yield* Effect.forEach(
+          Array.from({ length: RACERS }, (_, i) => SessionData.fromEntries([["racer", i]])),
+          (data) => ctx.record(data, { id: old.id })
+        )
+        const { losses, wins } = yield* race(records.map((r) => ctx.store.create(r)))
+        yield* ensure(wins.length === 1, `${wins.length} creates succeeded, expected exactly 1`)
+        yield* ensure(losses.every((e) => reasonOf(e) === "Collision"), "a losing create did not fail with Collision")
+        yield* ctx.expectRecord("load after the race", wins[0])
+      })
+  )
 ]
 
 const saveChecks: ReadonlyArray<ContractCheck> = [
@@ -437,29 +498,44 @@ const saveChecks: ReadonlyArray<ContractCheck> = [
       yield* ensure(again.version === 3, `the second save returned version ${again.version}, expected 3`)
       yield* ctx.expectRecord("load after the second save", again)
     })),
-  check("save: a stale version fails with Conflict and changes nothing", "save-is-cas", (ctx) =>
-    Effect.gen(function*() {
-      const record = yield* ctx.record(ctx.data())
-      yield* ctx.store.create(record)
-      const saved = yield* ctx.store.save({ ...record, data: ctx.data() })
-      const stale = { ...record, data: ctx.data(), expiresAt: record.expiresAt + LONG }
-      yield* ctx.fails("save from a stale version", ctx.store.save(stale), "Conflict")
-      yield* ctx.expectRecord("after the stale save", saved)
-      yield* ctx.fails("save from a version not reached yet", ctx.store.save({ ...stale, version: saved.version + 5 }), "Conflict")
-      yield* ctx.expectRecord("after the save from the future", saved)
-    })),
-  check(`save: ${RACERS} concurrent saves from one version give exactly one success`, "save-is-atomic", (ctx) =>
-    Effect.gen(function*() {
-      const record = yield* ctx.record(SessionData.fromEntries([["racer", -1]]))
-      yield* ctx.store.create(record)
-      const { wins, losses } = yield* race(
-        Array.from({ length: RACERS }, (_, i) => ctx.store.save({ ...record, data: SessionData.fromEntries([["racer", i]]) }))
-      )
-      yield* ensure(wins.length === 1, `${wins.length} saves succeeded, expected exactly 1`)
-      yield* ensure(losses.every((e) => reasonOf(e) === "Conflict"), "a losing save did not fail with Conflict")
-      yield* ensure(wins[0].version === record.version + 1, `the winning save returned version ${wins[0].version}`)
-      yield* ctx.expectRecord("load after the race", wins[0])
-    })),
+  check(
+    "save: a stale version fails with Conflict and changes nothing",
+    "save-is-cas",
+    (ctx) =>
+      Effect.gen(function*() {
+        const record = yield* ctx.record(ctx.data())
+        yield* ctx.store.create(record)
+        const saved = yield* ctx.store.save({ ...record, data: ctx.data() })
+        const stale = { ...record, data: ctx.data(), expiresAt: record.expiresAt + LONG }
+        yield* ctx.fails("save from a stale version", ctx.store.save(stale), "Conflict")
+        yield* ctx.expectRecord("after the stale save", saved)
+        yield* ctx.fails(
+          "save from a version not reached yet",
+          ctx.store.save({ ...stale, version: saved.version + 5 }),
+          "Conflict"
+        )
+        yield* ctx.expectRecord("after the save from the future", saved)
+      })
+  ),
+  check(
+    `save: ${RACERS} concurrent saves from one version give exactly one success`,
+    "save-is-atomic",
+    (ctx) =>
+      Effect.gen(function*() {
+        const record = yield* ctx.record(SessionData.fromEntries([["racer", -1]]))
+        yield* ctx.store.create(record)
+        const { losses, wins } = yield* race(
+          Array.from(
+            { length: RACERS },
+            (_, i) => ctx.store.save({ ...record, data: SessionData.fromEntries([["racer", i]]) })
+          )
+        )
+        yield* ensure(wins.length === 1, `${wins.length} saves succeeded, expected exactly 1`)
+        yield* ensure(losses.every((e) => reasonOf(e) === "Conflict"), "a losing save did not fail with Conflict")
+        yield* ensure(wins[0].version === record.version + 1, `the winning save returned version ${wins[0].version}`)
+        yield* ctx.expectRecord("load after the race", wins[0])
+      })
+  ),
   check("save: a deleted session is Gone and stays gone", "save-never-inserts", (ctx) =>
     Effect.gen(function*() {
       const record = yield* ctx.record(ctx.data())
@@ -488,7 +564,11 @@ const saveChecks: ReadonlyArray<ContractCheck> = [
 ]
 
 const loadDeleteChecks: ReadonlyArray<ContractCheck> = [
-  check("load: an unknown id is none", "load-missing-is-none", (ctx) => ctx.expectNone("load of an unknown id", ctx.newId())),
+  check(
+    "load: an unknown id is none",
+    "load-missing-is-none",
+    (ctx) => ctx.expectNone("load of an unknown id", ctx.newId())
+  ),
   check("load: a record is none from the instant it expires", "load-hides-expired", (ctx) =>
     Effect.gen(function*() {
       const record = yield* ctx.record(ctx.data(), { lifetime: SHORT })
@@ -510,61 +590,82 @@ const loadDeleteChecks: ReadonlyArray<ContractCheck> = [
       yield* ctx.expectNone("load after delete", record.id)
       yield* ctx.expectRecord("another session after delete", other)
     })),
-  check("delete: is idempotent (twice, never created, expired)", "delete-is-idempotent", (ctx) =>
-    Effect.gen(function*() {
-      const record = yield* ctx.record(ctx.data())
-      yield* ctx.store.create(record)
-      yield* ctx.store.delete(record.id)
-      yield* ctx.store.delete(record.id)
-      yield* ctx.store.delete(ctx.newId())
-      const expiring = yield* ctx.record(ctx.data(), { lifetime: SHORT })
-      yield* ctx.store.create(expiring)
-      yield* ctx.advance(SHORT)
-      yield* ctx.store.delete(expiring.id)
-      yield* ctx.store.delete(expiring.id)
-      yield* ctx.expectNone("load after deletes", record.id)
-    }))
+  check(
+    "delete: is idempotent (twice, never created, expired)",
+    "delete-is-idempotent",
+    (ctx) =>
+      Effect.gen(function*() {
+        const record = yield* ctx.record(ctx.data())
+        yield* ctx.store.create(record)
+        yield* ctx.store.delete(record.id)
+        yield* ctx.store.delete(record.id)
+        yield* ctx.store.delete(ctx.newId())
+        const expiring = yield* ctx.record(ctx.data(), { lifetime: SHORT })
+        yield* ctx.store.create(expiring)
+        yield* ctx.advance(SHORT)
+        yield* ctx.store.delete(expiring.id)
+        yield* ctx.store.delete(expiring.id)
+        yield* ctx.expectNone("load after deletes", record.id)
+      })
+  )
 ]
 
 const errorChecks: ReadonlyArray<ContractCheck> = [
-  check("errors: Collision, Conflict, Gone and Encode carry no token, id or data", "errors-carry-no-secrets", (ctx) =>
-    Effect.gen(function*() {
-      const cap = yield* maxDataBytes
-      const data = () => SessionData.fromEntries([[ctx.marker(), { value: ctx.marker(), list: [ctx.marker()] }]])
-      const record = yield* ctx.record(data())
-      yield* ctx.store.create(record)
-      yield* ctx.fails("create over a live record", ctx.store.create({ ...record, data: data() }), "Collision")
-      const saved = yield* ctx.store.save({ ...record, data: data() })
-      yield* ctx.fails("save from a stale version", ctx.store.save({ ...record, data: data() }), "Conflict")
-      const gone = yield* ctx.record(data())
-      yield* ctx.fails("save of a missing session", ctx.store.save(gone), "Gone")
-      for (const [what, bad] of refusedData(ctx.marker(), cap)) {
-        yield* ctx.fails(`create with ${what}`, ctx.store.create({ ...gone, data: bad as SessionData.SessionData }), "Encode")
-        yield* ctx.fails(`save with ${what}`, ctx.store.save({ ...saved, data: bad as SessionData.SessionData }), "Encode")
-      }
-    }))
+  check(
+    "errors: Collision, Conflict, Gone and Encode carry no token, id or data",
+    "errors-carry-no-secrets",
+    (ctx) =>
+      Effect.gen(function*() {
+        const cap = yield* maxDataBytes
+        const data = () => SessionData.fromEntries([[ctx.marker(), { value: ctx.marker(), list: [ctx.marker()] }]])
+        const record = yield* ctx.record(data())
+        yield* ctx.store.create(record)
+        yield* ctx.fails("create over a live record", ctx.store.create({ ...record, data: data() }), "Collision")
+        const saved = yield* ctx.store.save({ ...record, data: data() })
+        yield* ctx.fails("save from a stale version", ctx.store.save({ ...record, data: data() }), "Conflict")
+        const gone = yield* ctx.record(data())
+        yield* ctx.fails("save of a missing session", ctx.store.save(gone), "Gone")
+        for (const [what, bad] of refusedData(ctx.marker(), cap)) {
+          yield* ctx.fails(
+            `create with ${what}`,
+            ctx.store.create({ ...gone, data: bad as SessionData.SessionData }),
+            "Encode"
+          )
+          yield* ctx.fails(
+            `save with ${what}`,
+            ctx.store.save({ ...saved, data: bad as SessionData.SessionData }),
+            "Encode"
+          )
+        }
+      })
+  )
 ]
 
 const expiredDeletionChecks: ReadonlyArray<ContractCheck> = [
-  check("deleteExpired: removes the expired records and only those", "delete-expired-removes-only-expired", (ctx) =>
-    Effect.gen(function*() {
-      const deletion = yield* SessionStore.ExpiredDeletion
-      const expiring = yield* Effect.forEach(
-        Array.from({ length: 5 }, () => ctx.data()),
-        (data) => Effect.flatMap(ctx.record(data, { lifetime: SHORT }), ctx.store.create)
-      )
-      const live = yield* Effect.forEach(
-        Array.from({ length: 5 }, () => ctx.data()),
-        (data) => Effect.flatMap(ctx.record(data), ctx.store.create)
-      )
-      yield* ctx.advance(SHORT + 1_000)
-      const count = yield* deletion.deleteExpired({ batchSize: 2 })
-      yield* ensure(count >= expiring.length, `deleteExpired returned ${count}, expected at least ${expiring.length}`)
-      // Back at the original time the expired group would be live again if it were still stored.
-      yield* ctx.reset
-      for (const record of expiring) yield* ctx.expectNone("a record deleteExpired should have removed", record.id)
-      for (const record of live) yield* ctx.expectRecord("a live record after deleteExpired", record)
-    }), { requiresExpiredDeletion: true })
+  check(
+    "deleteExpired: removes the expired records and only those",
+    "delete-expired-removes-only-expired",
+    (ctx) =>
+      Effect.gen(function*() {
+        const deletion = yield* SessionStore.ExpiredDeletion
+        const expiring = yield* Effect.forEach(
+          Array.from({ length: 5 }, () => ctx.data()),
+          (data) => Effect.flatMap(ctx.record(data, { lifetime: SHORT }), ctx.store.create)
+        )
+        const live = yield* Effect.forEach(
+          Array.from({ length: 5 }, () => ctx.data()),
+          (data) => Effect.flatMap(ctx.record(data), ctx.store.create)
+        )
+        yield* ctx.advance(SHORT + 1_000)
+        const count = yield* deletion.deleteExpired({ batchSize: 2 })
+        yield* ensure(count >= expiring.length, `deleteExpired returned ${count}, expected at least ${expiring.length}`)
+        // Back at the original time the expired group would be live again if it were still stored.
+        yield* ctx.reset
+        for (const record of expiring) yield* ctx.expectNone("a record deleteExpired should have removed", record.id)
+        for (const record of live) yield* ctx.expectRecord("a live record after deleteExpired", record)
+      }),
+    { requiresExpiredDeletion: true }
+  )
 ]
 
 /**

@@ -66,7 +66,8 @@ export const DEFAULT_NAME = "__Host-session"
 
 const namePattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const pathPattern = /^\/[\u0021-\u003a\u003c-\u007e]*$/
-const domainPattern = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+const domainPattern =
+  /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
 /**
  * `resolve` applies the defaults (`__Host-session`, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`)
@@ -85,7 +86,9 @@ export const resolve = (options: CookieOptions | undefined): Either.Either<Resol
     return Either.left(`session cookie name ${JSON.stringify(name)} is not a valid cookie name (RFC 6265 token)`)
   }
   if (!pathPattern.test(path)) {
-    return Either.left(`session cookie path ${JSON.stringify(path)} must start with "/" and hold no ";" or control characters`)
+    return Either.left(
+      `session cookie path ${JSON.stringify(path)} must start with "/" and hold no ";" or control characters`
+    )
   }
   if (domain !== undefined && !domainPattern.test(domain)) {
     return Either.left(`session cookie domain ${JSON.stringify(domain)} is not a valid domain`)
@@ -96,17 +99,23 @@ export const resolve = (options: CookieOptions | undefined): Either.Either<Resol
   const lower = name.toLowerCase()
   if (lower.startsWith("__host-")) {
     if (!secure) {
-      return Either.left(`session cookie ${name}: a "__Host-" cookie requires secure: true (browsers drop it otherwise)`)
+      return Either.left(
+        `session cookie ${name}: a "__Host-" cookie requires secure: true (browsers drop it otherwise)`
+      )
     }
     if (domain !== undefined) {
-      return Either.left(`session cookie ${name}: a "__Host-" cookie must not have a domain (browsers drop it otherwise)`)
+      return Either.left(
+        `session cookie ${name}: a "__Host-" cookie must not have a domain (browsers drop it otherwise)`
+      )
     }
     if (path !== "/") {
       return Either.left(`session cookie ${name}: a "__Host-" cookie requires path "/" (browsers drop it otherwise)`)
     }
   }
   if (lower.startsWith("__secure-") && !secure) {
-    return Either.left(`session cookie ${name}: a "__Secure-" cookie requires secure: true (browsers drop it otherwise)`)
+    return Either.left(
+      `session cookie ${name}: a "__Secure-" cookie requires secure: true (browsers drop it otherwise)`
+    )
   }
   if (sameSite === "none" && !secure) {
     return Either.left(`session cookie ${name}: sameSite "none" requires secure: true (browsers drop it otherwise)`)
@@ -114,7 +123,8 @@ export const resolve = (options: CookieOptions | undefined): Either.Either<Resol
   if (partitioned && !secure) {
     return Either.left(`session cookie ${name}: partitioned requires secure: true (browsers drop it otherwise)`)
   }
-  const suffix = (domain !== undefined ? `; Domain=${domain}` : "") + `; Path=${path}` + (httpOnly ? "; HttpOnly" : "") +
+  const suffix = (domain !== undefined ? `; Domain=${domain}` : "") + `; Path=${path}` +
+    (httpOnly ? "; HttpOnly" : "") +
     (secure ? "; Secure" : "") + (partitioned ? "; Partitioned" : "") +
     (sameSite === "lax" ? "; SameSite=Lax" : sameSite === "strict" ? "; SameSite=Strict" : "; SameSite=None")
   return Either.right({

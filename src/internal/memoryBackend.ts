@@ -68,7 +68,12 @@ export const makeEntryBackend = (name: string, table: EntryTable): SessionStore.
         if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
         const version = entry.version + 1
         table.put(record.id, { json, expiresAt: record.expiresAt, version }, now)
-        return Effect.succeed<SessionRecord.SessionRecord>({ id: record.id, data: record.data, expiresAt: record.expiresAt, version })
+        return Effect.succeed<SessionRecord.SessionRecord>({
+          id: record.id,
+          data: record.data,
+          expiresAt: record.expiresAt,
+          version
+        })
       }),
     load: (id, now) =>
       Effect.suspend(() => {

@@ -7,8 +7,8 @@
  */
 import * as Either from "effect/Either"
 import * as SessionData from "../SessionData.js"
-import type * as SessionRecord from "../SessionRecord.js"
 import type { SessionId } from "../SessionId.js"
+import type * as SessionRecord from "../SessionRecord.js"
 import * as StoreError from "../StoreError.js"
 
 /** Longest possible head: 16 digits, `:`, a sign and 16 digits, `:`. `GETRANGE 0 40` always covers it. */
@@ -127,7 +127,11 @@ const clientCode = (message: string): string | undefined => {
 
 /** The `Unavailable` error of an operation that outlived its deadline. */
 export const deadlineError = (method: StoreError.Method): StoreError.StoreError =>
-  StoreError.make("Unavailable", method, new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined }))
+  StoreError.make(
+    "Unavailable",
+    method,
+    new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined })
+  )
 
 /**
  * `toStoreError` maps an ioredis failure to a `StoreError`: a value of the wrong type is `Decode`, anything

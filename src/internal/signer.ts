@@ -34,7 +34,10 @@ export const makeSigner = (keys: ReadonlyArray<Buffer>) => {
   const first = derived[0]
   return {
     sign: (name: string, value: string): string => `${value}.${mac(first, name, value).toString("latin1")}`,
-    verify: (name: string, cookieValue: string): Option.Option<{ readonly value: string; readonly reissue: boolean }> => {
+    verify: (
+      name: string,
+      cookieValue: string
+    ): Option.Option<{ readonly value: string; readonly reissue: boolean }> => {
       // the values come from requests: a non-string is junk, never a crash
       if (typeof cookieValue !== "string" || cookieValue.length > MAX_COOKIE_VALUE) return Option.none()
       const dot = cookieValue.lastIndexOf(".")

@@ -113,21 +113,24 @@ export const make = (
   // A reservation runs in its own fiber: an operation never waits for one while another connection can take
   // its statement, so a reservation queued in a busy pool cannot hold up the store's work (nor, with idle
   // connections kept for it, deadlock). A connection that arrives when nothing needs it goes straight back.
-  const reservation: Effect.Effect<void> = Effect.flatMap(Scope.make(), (scope) =>
-    Effect.matchCauseEffect(Scope.extend(sql.reserve, scope), {
-      onFailure: (cause) => {
-        reserving--
-        for (const wake of waiting.splice(0)) wake(Exit.failCause(cause))
-        return Scope.close(scope, Exit.failCause(cause))
-      },
-      onSuccess: (connection) => {
-        reserving--
-        if (pending <= lanes.length) return Scope.close(scope, Exit.void)
-        lanes.push(makeLane(connection, scope))
-        for (const wake of waiting.splice(0)) wake(Exit.void)
-        return Effect.void
-      }
-    }))
+  const reservation: Effect.Effect<void> = Effect.flatMap(
+    Scope.make(),
+    (scope) =>
+      Effect.matchCauseEffect(Scope.extend(sql.reserve, scope), {
+        onFailure: (cause) => {
+          reserving--
+          for (const wake of waiting.splice(0)) wake(Exit.failCause(cause))
+          return Scope.close(scope, Exit.failCause(cause))
+        },
+        onSuccess: (connection) => {
+          reserving--
+          if (pending <= lanes.length) return Scope.close(scope, Exit.void)
+          lanes.push(makeLane(connection, scope))
+          for (const wake of waiting.splice(0)) wake(Exit.void)
+          return Effect.void
+        }
+      })
+  )
 
   const reserve: Effect.Effect<unknown> = Effect.suspend(() => {
     reserving++
@@ -160,11 +163,16 @@ export const make = (
       }
     }
     if (spare.length === 0) return Effect.void
-    return Effect.forEach(spare, (l) => Scope.close(l.scope, l === lane && failed ? exit : Exit.void), { discard: true })
+    return Effect.forEach(spare, (l) => Scope.close(l.scope, l === lane && failed ? exit : Exit.void), {
+      discard: true
+    })
   }
 
   // `use` on the lane, then `settle` in one match frame; nothing to close (the usual case) adds no step.
-  const runOn = <A>(lane: Lane, use: (connection: Connection) => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
+  const runOn = <A>(
+    lane: Lane,
+    use: (connection: Connection) => Effect.Effect<A, SqlError>
+  ): Effect.Effect<A, SqlError> => {
     lane.outstanding++
     lane.used++
     return Effect.matchCauseEffect(use(lane.connection), lane.after) as Effect.Effect<A, SqlError>

@@ -75,10 +75,17 @@ export const make = (flaws: Flaws = {}) =>
       Effect.fail(
         flaws.errorsCarryId === true
           // a look-alike, typed as the real thing to fit the service
-          ? new LeakyStoreError({ reason, method, message: `session store ${method} failed for ${id}: ${reason}` }) as unknown as StoreError.StoreError
+          ? new LeakyStoreError({
+            reason,
+            method,
+            message: `session store ${method} failed for ${id}: ${reason}`
+          }) as unknown as StoreError.StoreError
           : StoreError.make(reason, method)
       )
-    const encode = (record: SessionRecord.SessionRecord, method: StoreError.Method): Effect.Effect<string, StoreError.StoreError> =>
+    const encode = (
+      record: SessionRecord.SessionRecord,
+      method: StoreError.Method
+    ): Effect.Effect<string, StoreError.StoreError> =>
       flaws.encodeNotEnforced === true
         ? Effect.succeed(JSON.stringify(record.data))
         : SessionStore.encodeRecord(record, method)
@@ -98,7 +105,9 @@ export const make = (flaws: Flaws = {}) =>
         Effect.gen(function*() {
           const json = yield* encode(record, "create")
           const now = yield* Clock.currentTimeMillis
-          const taken = flaws.createNeverReplacesExpired === true ? entries.has(record.id) : live(record.id, now) !== undefined
+          const taken = flaws.createNeverReplacesExpired === true
+            ? entries.has(record.id)
+            : live(record.id, now) !== undefined
           yield* pause(flaws.createRacy)
           if (taken && flaws.createOverwrites !== true) return yield* fail("Collision", "create", record.id)
           entries.set(record.id, entryOf(record, json, record.version))
@@ -127,7 +136,9 @@ export const make = (flaws: Flaws = {}) =>
           }
           const decoded = SessionData.decode(entry.json)
           if (Either.isLeft(decoded)) return yield* fail("Decode", "load", id)
-          const data = flaws.loadAssigns === true ? assign(JSON.parse(entry.json)) as SessionData.SessionData : decoded.right
+          const data = flaws.loadAssigns === true
+            ? assign(JSON.parse(entry.json)) as SessionData.SessionData
+            : decoded.right
           return Option.some({ id, data, expiresAt: entry.expiresAt, version: entry.version })
         }),
       delete: (id) =>
@@ -152,7 +163,9 @@ export const make = (flaws: Flaws = {}) =>
         })
     })
 
-    return Context.make(SessionStore.SessionStore, store).pipe(Context.add(SessionStore.ExpiredDeletion, expiredDeletion))
+    return Context.make(SessionStore.SessionStore, store).pipe(
+      Context.add(SessionStore.ExpiredDeletion, expiredDeletion)
+    )
   })
 
 export const layer = (flaws: Flaws = {}): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion> =>

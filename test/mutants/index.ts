@@ -20,7 +20,9 @@ const mutant = (name: string, rules: ReadonlyArray<string>, flaws: FlawedStore.F
 
 export const mutants: ReadonlyArray<Mutant> = [
   mutant("a create that overwrites a live record", ["create-never-overwrites"], { createOverwrites: true }),
-  mutant("a create that never replaces an expired record", ["create-replaces-expired"], { createNeverReplacesExpired: true }),
+  mutant("a create that never replaces an expired record", ["create-replaces-expired"], {
+    createNeverReplacesExpired: true
+  }),
   mutant("a create that checks, yields, then writes", ["create-is-atomic"], { createRacy: true }),
   mutant("a create that returns something else", ["create-returns-record"], { createReturnsOther: true }),
   mutant("a save that ignores the version", ["save-is-cas"], { saveIgnoresVersion: true }),

@@ -9,12 +9,12 @@
  * assert.strictEqual(backing.counts.load, 1)
  * ```
  */
+import { SessionStore } from "effect-sessions"
+import * as StoreError from "effect-sessions/StoreError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { SessionStore } from "effect-sessions"
-import * as StoreError from "effect-sessions/StoreError"
 
 export type Method = "create" | "save" | "load" | "delete"
 
@@ -92,8 +92,10 @@ export const counting = <ROut, E, R>(
   }
 
   return {
-    layer: Layer.map(layer, (ctx) =>
-      Context.add(ctx, SessionStore.SessionStore, wrap(Context.get(ctx, SessionStore.SessionStore)))),
+    layer: Layer.map(
+      layer,
+      (ctx) => Context.add(ctx, SessionStore.SessionStore, wrap(Context.get(ctx, SessionStore.SessionStore)))
+    ),
     probe
   }
 }

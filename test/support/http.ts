@@ -18,16 +18,16 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Session, SessionMiddleware, SessionStore } from "effect-sessions"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Session, SessionMiddleware, SessionStore } from "effect-sessions"
 import { createServer } from "node:http"
 
 /** `serve(app)` serves `app` on 127.0.0.1 on a random port for the life of the scope and succeeds with its base URL. */
@@ -142,7 +142,10 @@ export const loadBarrier = <ROut, E, R>(
       })
   })
   return {
-    layer: Layer.map(layer, (ctx) => Context.add(ctx, SessionStore.SessionStore, wrap(Context.get(ctx, SessionStore.SessionStore)))),
+    layer: Layer.map(
+      layer,
+      (ctx) => Context.add(ctx, SessionStore.SessionStore, wrap(Context.get(ctx, SessionStore.SessionStore)))
+    ),
     arm: (parties) => {
       remaining = parties
       gate = Deferred.unsafeMake<void>(FiberId.none)
@@ -186,10 +189,16 @@ export const concurrentWriters = <E, R>(
   const routes = HttpRouter.empty.pipe(
     HttpRouter.post(
       "/put",
-      Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) =>
-        Effect.as(Session.insert(String(params.key), `value-of-${String(params.key)}`), HttpServerResponse.text("ok")))
+      Effect.flatMap(
+        HttpServerRequest.ParsedSearchParams,
+        (params) =>
+          Effect.as(Session.insert(String(params.key), `value-of-${String(params.key)}`), HttpServerResponse.text("ok"))
+      )
     ),
-    HttpRouter.get("/keys", Effect.map(Session.keys, (keys) => HttpServerResponse.text(JSON.stringify([...keys].sort()))))
+    HttpRouter.get(
+      "/keys",
+      Effect.map(Session.keys, (keys) => HttpServerResponse.text(JSON.stringify([...keys].sort())))
+    )
   )
   return Effect.gen(function*() {
     const urls: Array<string> = []

@@ -65,4 +65,6 @@ export const awaitReply = (socket: Socket, send: () => void = () => {}): Effect.
 
 /** `rawRequest(url, request)` sends `request` (a latin1 string: one char, one byte) and reads the response. */
 export const rawRequest = (url: string, request: string): Effect.Effect<RawReply> =>
-  Effect.scoped(Effect.flatMap(open(url), (socket) => awaitReply(socket, () => socket.write(Buffer.from(request, "latin1")))))
+  Effect.scoped(
+    Effect.flatMap(open(url), (socket) => awaitReply(socket, () => socket.write(Buffer.from(request, "latin1"))))
+  )

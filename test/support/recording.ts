@@ -63,7 +63,9 @@ export const makeRecorder = (): Recorder => {
     context: (f, fiber) => native.context(f, fiber)
   })
   const logger = Logger.make((options) => {
-    lines.push([options.logLevel.label, show(options.message), show(options.cause), show([...options.annotations])].join(" "))
+    lines.push(
+      [options.logLevel.label, show(options.message), show(options.cause), show([...options.annotations])].join(" ")
+    )
   })
   return {
     spans,
@@ -71,7 +73,8 @@ export const makeRecorder = (): Recorder => {
     dump: () =>
       [
         ...spans.map((s) =>
-          [s.name, ...[...s.attributes].map(([k, v]) => `${k}=${show(v)}`), ...(s.events ?? []).map((e) => show(e))].join(" ")
+          [s.name, ...[...s.attributes].map(([k, v]) => `${k}=${show(v)}`), ...(s.events ?? []).map((e) => show(e))]
+            .join(" ")
         ),
         ...lines
       ].join("\n"),

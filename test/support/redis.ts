@@ -5,16 +5,24 @@
  * Every server started here is killed by `stop()`, and, should a test die before its `afterAll`, when the
  * test process exits.
  */
+import { assert } from "@effect/vitest"
+import { Clock, Effect, Either, type Layer } from "effect"
+import {
+  SessionData,
+  SessionId,
+  type SessionRecord,
+  SessionStore,
+  SessionToken,
+  type StoreError
+} from "effect-sessions"
+import type { Redis } from "ioredis"
+import { Cluster } from "ioredis"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert } from "@effect/vitest"
-import { Clock, Effect, Either, type Layer } from "effect"
-import { SessionData, SessionId, type SessionRecord, SessionStore, SessionToken, type StoreError } from "effect-sessions"
-import { Cluster, Redis } from "ioredis"
 import { shiftClock } from "./services.js"
 
 const running = new Set<ChildProcess>()
@@ -45,8 +53,11 @@ export const sparePort = async (): Promise<number> => {
 
 const cli = (port: number, ...args: Array<string>): Promise<string> =>
   new Promise((resolve, reject) =>
-    execFile("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args], { timeout: 30_000 }, (error, stdout) =>
-      error ? reject(error) : resolve(stdout)
+    execFile(
+      "redis-cli",
+      ["-h", "127.0.0.1", "-p", String(port), ...args],
+      { timeout: 30_000 },
+      (error, stdout) => error ? reject(error) : resolve(stdout)
     )
   )
 
@@ -84,7 +95,19 @@ export const privateRedis = async (extra: ReadonlyArray<string> = []): Promise<P
   const port = await sparePort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-sessions-redis-"))
   let child: ChildProcess | undefined
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--daemonize", "no", ...extra]
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--daemonize",
+    "no",
+    ...extra
+  ]
   const kill = async () => {
     const current = child
     if (current === undefined) return

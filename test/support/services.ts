@@ -5,8 +5,8 @@
  * An unreachable server skips its suite loudly, except when `CI` is set: then it fails.
  */
 import { describe, it } from "@effect/vitest"
-import * as net from "node:net"
 import { Clock, Effect } from "effect"
+import * as net from "node:net"
 
 export const env = {
   pgHost: process.env.PGHOST ?? "127.0.0.1",

@@ -3,11 +3,11 @@
  * or a SQLite file, unique table names per run (dropped afterwards), a shifted Clock, and a span recorder.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { afterAll, assert, describe, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Effect, Either, Exit, Layer, Option, type Scope, String as Str, Tracer } from "effect"
 import { SessionData, SessionId, type SessionRecord, SessionToken, type StoreError } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
@@ -69,7 +69,8 @@ export const mariadb: Target = {
   server: { host: env.mysqlHost, port: env.mysqlPort },
   client: Effect.provide(MysqlClient.make(mysqlConfig), Reactivity.layer),
   transformingClient: Effect.provide(MysqlClient.make({ ...mysqlConfig, ...transforms }), Reactivity.layer),
-  clientWithPool: (maxConnections) => Effect.provide(MysqlClient.make({ ...mysqlConfig, maxConnections }), Reactivity.layer)
+  clientWithPool: (maxConnections) =>
+    Effect.provide(MysqlClient.make({ ...mysqlConfig, maxConnections }), Reactivity.layer)
 }
 
 /** A SQLite target on `filename`: every client opens its own connection to it (WAL). */
@@ -158,12 +159,20 @@ export const recordingSpans = <A, E, R>(
 // ---------------------------------------------------------------------------------------------------------
 // The dialect tests every SQL target runs (test/SqlStore.<dialect>.test.ts call this).
 
-
 export const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
 
 /** A new record expiring a minute after `now`, with `entries` as its data. */
-export const record = (id: SessionId.SessionId, now: number, entries: ReadonlyArray<readonly [string, SessionData.JsonValue]> = []) =>
-  ({ id, data: SessionData.fromEntries(entries), expiresAt: now + 60_000, version: 1 }) satisfies SessionRecord.SessionRecord
+export const record = (
+  id: SessionId.SessionId,
+  now: number,
+  entries: ReadonlyArray<readonly [string, SessionData.JsonValue]> = []
+) =>
+  ({
+    id,
+    data: SessionData.fromEntries(entries),
+    expiresAt: now + 60_000,
+    version: 1
+  }) satisfies SessionRecord.SessionRecord
 
 /** The failure of an exit as a `StoreError`, or `undefined` for a success (a defect fails the test). */
 const storeError = <A>(exit: Exit.Exit<A, StoreError.StoreError>): StoreError.StoreError | undefined => {
@@ -238,73 +247,89 @@ export const sqlStoreSuite = (target: Target): void => {
     })
 
   describe(`SqlStore on ${target.label}`, () => {
-    it.live("1,000 concurrent creates of one new id: exactly one succeeds, every other is a Collision", () =>
-      Effect.gen(function*() {
-        const [storeA, storeB] = yield* twoStores("create")
-        const now = yield* Clock.currentTimeMillis
-        const id = freshId()
-        const exits = yield* Effect.all(
-          Array.from({ length: 1_000 }, (_, i) =>
-            Effect.exit((i % 2 === 0 ? storeA : storeB).create(record(id, now, [["writer", i]])))),
-          { concurrency: "unbounded" }
-        )
-        assert.deepStrictEqual(countReasons(exits), { success: 1, Collision: 999 })
-        const winner = exits.findIndex(Exit.isSuccess)
-        const loaded = yield* storeA.load(id)
-        assert.isTrue(Option.isSome(loaded))
-        assert.strictEqual(Option.getOrThrow(loaded).data.writer, winner)
-        // No failure carries the id (MySQL's duplicate-key message names the key).
-        for (const exit of exits) {
-          const error = storeError(exit)
-          if (error !== undefined) {
-            assert.notInclude(JSON.stringify(error) + String(error) + error.message, id)
+    it.live(
+      "1,000 concurrent creates of one new id: exactly one succeeds, every other is a Collision",
+      () =>
+        Effect.gen(function*() {
+          const [storeA, storeB] = yield* twoStores("create")
+          const now = yield* Clock.currentTimeMillis
+          const id = freshId()
+          const exits = yield* Effect.all(
+            Array.from(
+              { length: 1_000 },
+              (_, i) => Effect.exit((i % 2 === 0 ? storeA : storeB).create(record(id, now, [["writer", i]])))
+            ),
+            { concurrency: "unbounded" }
+          )
+          assert.deepStrictEqual(countReasons(exits), { success: 1, Collision: 999 })
+          const winner = exits.findIndex(Exit.isSuccess)
+          const loaded = yield* storeA.load(id)
+          assert.isTrue(Option.isSome(loaded))
+          assert.strictEqual(Option.getOrThrow(loaded).data.writer, winner)
+          // No failure carries the id (MySQL's duplicate-key message names the key).
+          for (const exit of exits) {
+            const error = storeError(exit)
+            if (error !== undefined) {
+              assert.notInclude(JSON.stringify(error) + String(error) + error.message, id)
+            }
           }
-        }
-      }).pipe(Effect.scoped), 120_000)
+        }).pipe(Effect.scoped),
+      120_000
+    )
 
-    it.live("100 concurrent creates of one expired id: exactly one replaces it, every other is a Collision", () =>
-      Effect.gen(function*() {
-        const [storeA, storeB] = yield* twoStores("expired")
-        const now = yield* Clock.currentTimeMillis
-        const id = freshId()
-        yield* storeA.create({ ...record(id, now, [["old", true]]), expiresAt: now + 1_000 })
-        // An hour later by the app's clock, the stored record has expired.
-        const later = now + 3_600_000
-        const exits = yield* Effect.all(
-          Array.from({ length: 100 }, (_, i) =>
-            Effect.exit((i % 2 === 0 ? storeA : storeB).create(record(id, later, [["writer", i]])))),
-          { concurrency: "unbounded" }
-        ).pipe(shifted(3_600_000))
-        assert.deepStrictEqual(countReasons(exits), { success: 1, Collision: 99 })
-        const winner = exits.findIndex(Exit.isSuccess)
-        const loaded = Option.getOrThrow(yield* shifted(3_600_000)(storeB.load(id)))
-        assert.strictEqual(loaded.data.writer, winner)
-        assert.isUndefined(loaded.data.old)
-        assert.strictEqual(loaded.version, 1)
-      }).pipe(Effect.scoped), 60_000)
+    it.live(
+      "100 concurrent creates of one expired id: exactly one replaces it, every other is a Collision",
+      () =>
+        Effect.gen(function*() {
+          const [storeA, storeB] = yield* twoStores("expired")
+          const now = yield* Clock.currentTimeMillis
+          const id = freshId()
+          yield* storeA.create({ ...record(id, now, [["old", true]]), expiresAt: now + 1_000 })
+          // An hour later by the app's clock, the stored record has expired.
+          const later = now + 3_600_000
+          const exits = yield* Effect.all(
+            Array.from(
+              { length: 100 },
+              (_, i) => Effect.exit((i % 2 === 0 ? storeA : storeB).create(record(id, later, [["writer", i]])))
+            ),
+            { concurrency: "unbounded" }
+          ).pipe(shifted(3_600_000))
+          assert.deepStrictEqual(countReasons(exits), { success: 1, Collision: 99 })
+          const winner = exits.findIndex(Exit.isSuccess)
+          const loaded = Option.getOrThrow(yield* shifted(3_600_000)(storeB.load(id)))
+          assert.strictEqual(loaded.data.writer, winner)
+          assert.isUndefined(loaded.data.old)
+          assert.strictEqual(loaded.version, 1)
+        }).pipe(Effect.scoped),
+      60_000
+    )
 
-    it.live("50 concurrent compare-and-set saves of one version: exactly one wins, the others are Conflicts", () =>
-      Effect.gen(function*() {
-        const [storeA, storeB] = yield* twoStores("cas")
-        const now = yield* Clock.currentTimeMillis
-        const created = yield* storeA.create(record(freshId(), now, [["n", 0]]))
-        const exits = yield* Effect.all(
-          Array.from({ length: 50 }, (_, i) =>
-            Effect.exit(
-              (i % 2 === 0 ? storeA : storeB).save({ ...created, data: SessionData.fromEntries([["n", i + 1]]) })
-            )),
-          { concurrency: "unbounded" }
-        )
-        assert.deepStrictEqual(countReasons(exits), { success: 1, Conflict: 49 })
-        const winner = exits.findIndex(Exit.isSuccess)
-        const loaded = Option.getOrThrow(yield* storeB.load(created.id))
-        assert.strictEqual(loaded.version, 2)
-        assert.strictEqual(loaded.data.n, winner + 1)
-        // The winner's next save goes through; a save of the old version is a Conflict.
-        const saved = (exits[winner] as Exit.Success<SessionRecord.SessionRecord, never>).value
-        assert.strictEqual((yield* storeA.save(saved)).version, 3)
-        assert.strictEqual(storeError(yield* Effect.exit(storeA.save(created)))?.reason, "Conflict")
-      }).pipe(Effect.scoped), 60_000)
+    it.live(
+      "50 concurrent compare-and-set saves of one version: exactly one wins, the others are Conflicts",
+      () =>
+        Effect.gen(function*() {
+          const [storeA, storeB] = yield* twoStores("cas")
+          const now = yield* Clock.currentTimeMillis
+          const created = yield* storeA.create(record(freshId(), now, [["n", 0]]))
+          const exits = yield* Effect.all(
+            Array.from({ length: 50 }, (_, i) =>
+              Effect.exit(
+                (i % 2 === 0 ? storeA : storeB).save({ ...created, data: SessionData.fromEntries([["n", i + 1]]) })
+              )),
+            { concurrency: "unbounded" }
+          )
+          assert.deepStrictEqual(countReasons(exits), { success: 1, Conflict: 49 })
+          const winner = exits.findIndex(Exit.isSuccess)
+          const loaded = Option.getOrThrow(yield* storeB.load(created.id))
+          assert.strictEqual(loaded.version, 2)
+          assert.strictEqual(loaded.data.n, winner + 1)
+          // The winner's next save goes through; a save of the old version is a Conflict.
+          const saved = (exits[winner] as Exit.Success<SessionRecord.SessionRecord, never>).value
+          assert.strictEqual((yield* storeA.save(saved)).version, 3)
+          assert.strictEqual(storeError(yield* Effect.exit(storeA.save(created)))?.reason, "Conflict")
+        }).pipe(Effect.scoped),
+      60_000
+    )
 
     it.live("save on a deleted or expired record is Gone and writes nothing", () =>
       Effect.gen(function*() {
@@ -358,17 +383,28 @@ export const sqlStoreSuite = (target: Target): void => {
         const victim = uniqueTable("victim")
         const client = yield* clientWithTable(target, victim)
         yield* client.unsafe(`CREATE TABLE ${quote(dialect, victim)} (x INTEGER)`).withoutTransform
-        const hostile = [`x; DROP TABLE ${victim}`, `x\`; DROP TABLE ${victim}; --`, `x"; DROP TABLE "${victim}"; --`, "", "a.b", "1abc", "x".repeat(49)]
+        const hostile = [
+          `x; DROP TABLE ${victim}`,
+          `x\`; DROP TABLE ${victim}; --`,
+          `x"; DROP TABLE "${victim}"; --`,
+          "",
+          "a.b",
+          "1abc",
+          "x".repeat(49)
+        ]
         for (const table of hostile) {
           const exit = yield* Effect.exit(storeOn(client, table))
           assert.isTrue(Exit.isFailure(exit), table)
           const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
-          assert.isTrue(Option.isSome(error) && error.value._tag === "SqlStoreError" && error.value.reason === "InvalidOption")
+          assert.isTrue(
+            Option.isSome(error) && error.value._tag === "SqlStoreError" && error.value.reason === "InvalidOption"
+          )
         }
         const badSchema = yield* Effect.exit(storeOn(client, "ok_name", { schema: `public; DROP TABLE ${victim}` }))
         assert.isTrue(Exit.isFailure(badSchema))
         // The victim table is still there.
-        const rows = yield* client.unsafe<{ n: unknown }>(`SELECT count(*) AS n FROM ${quote(dialect, victim)}`).withoutTransform
+        const rows = yield* client.unsafe<{ n: unknown }>(`SELECT count(*) AS n FROM ${quote(dialect, victim)}`)
+          .withoutTransform
         assert.strictEqual(Number(rows[0].n), 0)
         assert.isTrue(Either.isLeft(SqlStore.ddl(dialect, { table: `x; DROP TABLE ${victim}` })))
       }).pipe(Effect.scoped))
@@ -388,7 +424,12 @@ export const sqlStoreSuite = (target: Target): void => {
         ]
         for (const row of corrupt) {
           const id = freshId()
-          yield* insertRow(client, dialect, table, { id, data: row.data, expiresAt: now + 60_000, version: row.version })
+          yield* insertRow(client, dialect, table, {
+            id,
+            data: row.data,
+            expiresAt: now + 60_000,
+            version: row.version
+          })
           const error = storeError(yield* Effect.exit(store.load(id)))
           assert.strictEqual(error?.reason, "Decode")
           assert.strictEqual(error?.method, "load")
@@ -399,24 +440,29 @@ export const sqlStoreSuite = (target: Target): void => {
         assert.isTrue(SessionData.equals(loaded.data, { fine: true }))
       }).pipe(Effect.scoped))
 
-    it.live("deleteExpired over 20,000 expired and 1,000 live rows leaves exactly the live ones", () =>
-      Effect.gen(function*() {
-        const table = uniqueTable("cleanup")
-        const client = yield* clientWithTable(target, table)
-        const service = yield* storeOn(client, table)
-        const now = yield* Clock.currentTimeMillis
-        yield* bulkInsert(client, dialect, table, "expired-", 0, 20_000, now - 1)
-        yield* bulkInsert(client, dialect, table, "live-", 0, 1_000, now + 3_600_000)
-        const total = yield* client.unsafe<{ n: unknown }>(`SELECT count(*) AS n FROM ${quote(dialect, table)}`).withoutTransform
-        assert.strictEqual(Number(total[0].n), 21_000)
-        const removed = yield* service.expiredDeletion.deleteExpired({ batchSize: 1_000 })
-        assert.strictEqual(removed, 20_000)
-        const left = yield* client.unsafe<{ id: string }>(`SELECT id FROM ${quote(dialect, table)}`).withoutTransform
-        const ids = new Set(left.map((r) => r.id))
-        assert.strictEqual(ids.size, 1_000)
-        for (let i = 0; i < 1_000; i++) assert.isTrue(ids.has(`live-${i}`))
-        assert.strictEqual(yield* service.expiredDeletion.deleteExpired(), 0)
-      }).pipe(Effect.scoped), 120_000)
+    it.live(
+      "deleteExpired over 20,000 expired and 1,000 live rows leaves exactly the live ones",
+      () =>
+        Effect.gen(function*() {
+          const table = uniqueTable("cleanup")
+          const client = yield* clientWithTable(target, table)
+          const service = yield* storeOn(client, table)
+          const now = yield* Clock.currentTimeMillis
+          yield* bulkInsert(client, dialect, table, "expired-", 0, 20_000, now - 1)
+          yield* bulkInsert(client, dialect, table, "live-", 0, 1_000, now + 3_600_000)
+          const total = yield* client.unsafe<{ n: unknown }>(`SELECT count(*) AS n FROM ${quote(dialect, table)}`)
+            .withoutTransform
+          assert.strictEqual(Number(total[0].n), 21_000)
+          const removed = yield* service.expiredDeletion.deleteExpired({ batchSize: 1_000 })
+          assert.strictEqual(removed, 20_000)
+          const left = yield* client.unsafe<{ id: string }>(`SELECT id FROM ${quote(dialect, table)}`).withoutTransform
+          const ids = new Set(left.map((r) => r.id))
+          assert.strictEqual(ids.size, 1_000)
+          for (let i = 0; i < 1_000; i++) assert.isTrue(ids.has(`live-${i}`))
+          assert.strictEqual(yield* service.expiredDeletion.deleteExpired(), 0)
+        }).pipe(Effect.scoped),
+      120_000
+    )
 
     it.live("works on a client that renames result columns (transformResultNames / transformQueryNames)", () =>
       Effect.gen(function*() {
