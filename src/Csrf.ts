@@ -1,6 +1,6 @@
 /**
  * CSRF protection for session-backed apps: a session-bound token for forms, and an
- * `Origin` / `Sec-Fetch-Site` check for unsafe methods (POST, PUT, PATCH, DELETE).
+ * `Origin` / `Sec-Fetch-Site` check for unsafe methods (every method but GET, HEAD, OPTIONS and TRACE).
  *
  * `SameSite=Lax` keeps the session cookie off cross-site POSTs, but still sends it on
  * top-level GET navigations and from sibling subdomains (same-site). So:
@@ -10,11 +10,20 @@
  *   `Csrf.TOKEN_KEY`, created on first use; every call masks it with a fresh pad, so no
  *   two responses carry the same string (no BREACH-style leak through compression).
  * - An unsafe request passes the origin check when `Sec-Fetch-Site` is `same-origin` or
- *   `none`, or its `Origin` is one of `allowedOrigins` (default: the request's own `Host`).
- *   `same-site`, `cross-site`, a foreign `Origin` and `Origin: null` are refused. With
- *   neither header (old browsers, non-browser clients) the origin check has no signal
- *   and the token alone decides.
- * - Safe methods (GET, HEAD, OPTIONS) are never checked: keep them free of side effects.
+ *   `none`, or its `Origin` is one of `allowedOrigins` (scheme, host and port compared), or,
+ *   without `allowedOrigins`, the request's own origin: its `Host` with the scheme `https` when
+ *   `X-Forwarded-Proto: https`, else `http`. `same-site`, `cross-site`, a foreign `Origin` and
+ *   `Origin: null` are refused. With neither header (old browsers, non-browser clients) the
+ *   origin check has no signal and the token alone decides.
+ * - Behind a TLS-terminating proxy the app sees plain HTTP: have the proxy send
+ *   `X-Forwarded-Proto: https`, or list the public origin in `allowedOrigins`. Otherwise an
+ *   `https://` `Origin` is refused as cross-origin (browsers that send `Sec-Fetch-Site` are not
+ *   affected: `same-origin` passes before `Origin` is looked at).
+ * - The token is looked for in the header first. Only when it must come from an
+ *   `application/x-www-form-urlencoded` body is the body read, and only after everything the
+ *   headers decide: a request whose session holds no secret (no session cookie) is refused
+ *   unread, and so is a body over `maxBodyBytes` (default 64 KiB) or of unknown length.
+ * - Safe methods (GET, HEAD, OPTIONS, TRACE) are never checked: keep them free of side effects.
  *
  * A failure is a `CsrfError`, which responds 403 with an opaque body. Its `reason` is for
  * the server's logs only.
@@ -22,7 +31,14 @@
  * Use `Csrf.middleware()` inside the session middleware (`HttpRouter.use` it before
  * `SessionMiddleware.middleware`), or call `Csrf.verifyRequest()` / `Csrf.verifyToken` in
  * a handler. `Session.clear` and `Session.flush` drop the secret (a new one comes with the
- * next `Csrf.token`); `Session.cycleId` keeps it.
+ * next `Csrf.token`). `Session.cycleId` (login) rotates it by default, so a token that leaked
+ * before login is worthless after it; `SessionMiddleware.layer({ rotateCsrfOnCycle: false })`
+ * keeps it.
+ *
+ * The token must not reach traces: the session middleware adds the default header
+ * (`x-csrf-token`), `cookie` and `set-cookie` to the header names the platform redacts in its
+ * `http.server` spans; with another `headerName`, provide `Csrf.layerRedaction({ headerName })`
+ * to the server layer as well.
  *
  * @example
  * ```ts
@@ -42,12 +58,16 @@
  *
  * @since 0.1.0
  */
+import * as Headers from "@effect/platform/Headers"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as internal from "./internal/csrf.js"
@@ -75,6 +95,13 @@ export const DEFAULT_HEADER = "x-csrf-token"
 export const DEFAULT_FIELD = "_csrf"
 
 /**
+ * The default cap on the url-encoded body read for the token field: 64 KiB.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_MAX_BODY_BYTES = internal.DEFAULT_MAX_BODY_BYTES
+
+/**
  * Options of the checks; every field is optional.
  *
  * @since 0.1.0
@@ -85,8 +112,16 @@ export interface Options {
   /** The url-encoded form field carrying the token. Default `"_csrf"`. Multipart bodies are not read: send the header. */
   readonly fieldName?: string | undefined
   /**
-   * Origins (`https://app.example.com`) allowed to send unsafe requests. Default: the request's own `Host`.
-   * Warning: when set, the `Host` fallback is off, so list the app's own public origin too. An entry that is
+   * The largest url-encoded body read to find the token field, in bytes. Default 64 KiB. A longer body, or one
+   * without a `Content-Length`, is refused (reason `BodyTooLarge`) without being read: send such requests with
+   * the token in the header. A positive integer; anything else refuses every unsafe request (`InvalidOptions`).
+   */
+  readonly maxBodyBytes?: number | undefined
+  /**
+   * Origins (`https://app.example.com`) allowed to send unsafe requests, compared in full (scheme, host, port):
+   * list the app's public origin here. Default: the request's own origin (its `Host`, `https` only with
+   * `X-Forwarded-Proto: https`).
+   * Warning: when set, the own-origin fallback is off, so list the app's own public origin too. An entry that is
    * not an http(s) origin refuses every unsafe request (reason `InvalidOptions`) rather than guess.
    */
   readonly allowedOrigins?: ReadonlyArray<string> | undefined
@@ -111,6 +146,19 @@ export const token: Effect.Effect<string, Session.SessionError, Session.Session>
   return internal.mask(secret)
 })
 
+/** The session's CSRF secret, if it holds one; never creates one. */
+const storedSecret: Effect.Effect<string | undefined, Session.SessionError, Session.Session> = Effect.map(
+  Session.get(TOKEN_KEY),
+  (stored) => Option.isSome(stored) && internal.isSecret(stored.value) ? stored.value : undefined
+)
+
+const judge = (secret: string | undefined, candidate: string | undefined): Effect.Effect<void, CsrfError> =>
+  candidate === undefined || candidate === ""
+    ? Effect.fail(csrfError("MissingToken"))
+    : secret !== undefined && internal.matches(secret, candidate)
+    ? Effect.void
+    : Effect.fail(csrfError("InvalidToken"))
+
 /**
  * `verifyToken(candidate)` succeeds when `candidate` is a token of the current session (constant-time);
  * otherwise it fails with a `CsrfError` (`MissingToken` for an empty candidate, else `InvalidToken`).
@@ -123,14 +171,12 @@ export const verifyToken = (
 ): Effect.Effect<void, CsrfError | Session.SessionError, Session.Session> =>
   candidate === undefined || candidate === ""
     ? Effect.fail(csrfError("MissingToken"))
-    : Effect.flatMap(Session.get(TOKEN_KEY), (stored) =>
-      Option.isSome(stored) && internal.isSecret(stored.value) && internal.matches(stored.value, candidate)
-        ? Effect.void
-        : Effect.fail(csrfError("InvalidToken")))
+    : Effect.flatMap(storedSecret, (secret) => judge(secret, candidate))
 
 interface Resolved {
   readonly headerName: string
   readonly fieldName: string
+  readonly maxBodyBytes: number
   readonly allowedOrigins: ReadonlySet<string> | undefined
   readonly requireToken: boolean
   readonly invalid: boolean
@@ -138,12 +184,15 @@ interface Resolved {
 
 const resolve = (options: Options | undefined): Resolved => {
   const origins = options?.allowedOrigins === undefined ? undefined : internal.normalizeOrigins(options.allowedOrigins)
+  const maxBodyBytes = options?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
   return {
     headerName: (options?.headerName ?? DEFAULT_HEADER).toLowerCase(),
     fieldName: options?.fieldName ?? DEFAULT_FIELD,
+    maxBodyBytes,
     allowedOrigins: origins === undefined ? undefined : new Set(origins.filter((o) => o !== undefined)),
     requireToken: options?.requireToken ?? true,
-    invalid: origins !== undefined && origins.some((o) => o === undefined)
+    invalid: (origins !== undefined && origins.some((o) => o === undefined)) ||
+      !(Number.isSafeInteger(maxBodyBytes) && maxBodyBytes > 0)
   }
 }
 
@@ -176,29 +225,40 @@ export const checkOrigin = (
 const isForm = (request: HttpServerRequest.HttpServerRequest): boolean =>
   (request.headers["content-type"] ?? "").toLowerCase().startsWith("application/x-www-form-urlencoded")
 
-const candidateOf = (
+/**
+ * The token check of an unsafe request, deciding from the headers whatever they decide: the header token, else
+ * (for a form) the session's secret before the body, and the body only when its declared length is within the cap.
+ */
+const tokenCheck = (
   request: HttpServerRequest.HttpServerRequest,
   config: Resolved
-): Effect.Effect<string | undefined> => {
+): Effect.Effect<void, CsrfError | Session.SessionError, Session.Session> => {
   const header = request.headers[config.headerName]
-  if (header !== undefined && header !== "") return Effect.succeed(header)
-  if (!isForm(request)) return Effect.succeed(undefined)
-  return request.urlParamsBody.pipe(
-    Effect.map((params) => params.find(([name]) => name === config.fieldName)?.[1]),
-    Effect.orElseSucceed(() => undefined)
-  )
+  if (header !== undefined && header !== "") return verifyToken(header)
+  if (!isForm(request)) return Effect.fail(csrfError("MissingToken"))
+  return Effect.flatMap(storedSecret, (secret) => {
+    // no secret, no token can match: the body is not worth reading
+    if (secret === undefined) return Effect.fail(csrfError("NoSession"))
+    const length = internal.declaredLength(request.headers["content-length"])
+    if (length === undefined || length > config.maxBodyBytes) return Effect.fail(csrfError("BodyTooLarge"))
+    return request.urlParamsBody.pipe(
+      HttpIncomingMessage.withMaxBodySize(Option.some(config.maxBodyBytes)),
+      Effect.map((params) => params.find(([name]) => name === config.fieldName)?.[1]),
+      Effect.orElseSucceed(() => undefined),
+      Effect.flatMap((candidate) => judge(secret, candidate))
+    )
+  })
 }
 
 const check = (
   config: Resolved
 ): Effect.Effect<void, CsrfError | Session.SessionError, HttpServerRequest.HttpServerRequest | Session.Session> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    Effect.zipRight(
-      originCheck(request, config),
-      !config.requireToken || !internal.isUnsafeMethod(request.method)
-        ? Effect.void
-        : Effect.flatMap(candidateOf(request, config), verifyToken)
-    ))
+    !internal.isUnsafeMethod(request.method)
+      ? Effect.void
+      : config.requireToken
+      ? Effect.zipRight(originCheck(request, config), tokenCheck(request, config))
+      : originCheck(request, config))
 
 /**
  * `verifyRequest(options)` is the whole check for the current request: safe methods pass; an unsafe one
@@ -231,11 +291,42 @@ export const middleware = (options?: Options) => {
 }
 
 /**
+ * `redactHeaders(options)` adds the CSRF header (`headerName`, default `x-csrf-token`), `cookie` and `set-cookie`
+ * to the header names `@effect/platform` redacts in its spans and logs (`Headers.currentRedactedNames`), for the
+ * running fiber and every fiber it starts afterwards, such as a server's request fibers.
+ *
+ * @since 0.1.0
+ */
+export const redactHeaders = (options?: Pick<Options, "headerName">): Effect.Effect<void> =>
+  FiberRef.update(
+    Headers.currentRedactedNames,
+    (names) => internal.withRedactedNames(names, [options?.headerName ?? DEFAULT_HEADER, "cookie", "set-cookie"])
+  )
+
+/**
+ * `layerRedaction(options)` runs `redactHeaders(options)` when it is built: provide it to `HttpServer.serve(app)`
+ * (it must be built before the server starts serving) so that every request's `http.server` span redacts the
+ * CSRF header. `SessionMiddleware.layer` already does this for the default header.
+ *
+ * @since 0.1.0
+ */
+export const layerRedaction = (options?: Pick<Options, "headerName">): Layer.Layer<never> =>
+  Layer.effectDiscard(redactHeaders(options))
+
+/**
  * Why a request was refused (server-side only; never sent to the client).
  *
  * @since 0.1.0
  */
-export type CsrfErrorReason = "CrossOrigin" | "MissingToken" | "InvalidToken" | "InvalidOptions"
+export type CsrfErrorReason =
+  | "CrossOrigin"
+  | "MissingToken"
+  | "InvalidToken"
+  /** The session holds no CSRF secret (no session cookie, or no token was ever issued): refused before the body is read. */
+  | "NoSession"
+  /** The token would have to come from a url-encoded body over `maxBodyBytes` or of unknown length: refused unread. */
+  | "BodyTooLarge"
+  | "InvalidOptions"
 
 /**
  * A refused request. It responds 403 with an opaque body; on an `HttpApi` it is declared with status 403

@@ -149,7 +149,11 @@ export interface Service {
   readonly clear: Effect.Effect<void, SessionError>
   /** `flush` ends the session: the record is deleted and a removal cookie sent. Keys inserted afterwards start a new session. */
   readonly flush: Effect.Effect<void, SessionError>
-  /** `cycleId` gives the session a new token (fixation defence, e.g. on login): data kept, the old token refused from then on. */
+  /**
+   * `cycleId` moves the session to a new token (fixation defence, e.g. on login): a compare-and-set on the record
+   * loaded, so a logout or a change that landed first is never undone. Data kept (the CSRF secret dropped unless
+   * `rotateCsrfOnCycle: false`); the old token reaches nothing from then on and, for the grace window, gets no cookie.
+   */
   readonly cycleId: Effect.Effect<void, SessionError>
   /** `setExpiry` sets this session's own expiry (persisted with it); the configured absolute lifetime still caps it. */
   readonly setExpiry: (expiry: Expiry.Expiry) => Effect.Effect<void, SessionError>

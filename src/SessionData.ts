@@ -227,6 +227,63 @@ export const equals = (a: unknown, b: unknown): boolean => {
   return true
 }
 
+const PROTO = "__proto__"
+
+/** Cap on the objects `decodedIsPlain` walks in a decoded value; a larger one holding a `__proto__` key is refused. */
+const MAX_WALK = 100_000
+
+/**
+ * Counts the objects holding an own `__proto__` key in a value (each object once), walking own enumerable
+ * keys and array items; `-1` when the walk passes `MAX_WALK` objects or `MAX_DEPTH` levels.
+ */
+const countProtoKeys = (root: unknown): number => {
+  const seen = new Set<object>()
+  let found = 0
+  const visit = (value: unknown, depth: number): boolean => {
+    if (typeof value !== "object" || value === null || seen.has(value)) return true
+    if (depth > MAX_DEPTH || seen.size >= MAX_WALK) return false
+    seen.add(value)
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (!visit(value[i], depth + 1)) return false
+      return true
+    }
+    if (Object.prototype.hasOwnProperty.call(value, PROTO)) found++
+    for (const key of Object.keys(value)) {
+      if (!visit((value as Record<string, unknown>)[key], depth + 1)) return false
+    }
+    return true
+  }
+  return visit(root, 0) ? found : -1
+}
+
+/** True when some object of a JSON value has an own `__proto__` key (or is nested too deep to tell); stops at the first. */
+const hasProtoKey = (value: unknown, depth: number): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  if (depth > MAX_DEPTH) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (hasProtoKey(value[i], depth + 1)) return true
+    return false
+  }
+  if (Object.prototype.hasOwnProperty.call(value, PROTO)) return true
+  for (const key of Object.keys(value)) if (hasProtoKey((value as Record<string, unknown>)[key], depth + 1)) return true
+  return false
+}
+
+/**
+ * `decodedIsPlain(input, output)` is true when every `__proto__` key of the stored `input` is still an own data
+ * property of the schema's `output`. A schema that builds objects by assignment (`Schema.Record`, `Schema.Struct`
+ * with excess properties kept) would otherwise turn such a key into the prototype of the object it builds, or
+ * drop it; such a read must fail. Without a `__proto__` key in `input` it is true after one scan of `input`.
+ *
+ * @since 0.1.0
+ */
+export const decodedIsPlain = (input: JsonValue, output: unknown): boolean => {
+  if (!hasProtoKey(input, 0)) return true
+  const expected = countProtoKeys(input)
+  const kept = countProtoKeys(output)
+  return expected >= 0 && kept >= expected
+}
+
 /**
  * Schema of session data: decoding accepts a JSON object that follows the rules (size aside)
  * (it validates; it does not copy).

@@ -52,9 +52,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CookieSigner from "./CookieSigner.js"
+import * as Csrf from "./Csrf.js"
 import * as Expiry from "./Expiry.js"
 import * as internalCookie from "./internal/cookie.js"
 import * as Plan from "./internal/plan.js"
@@ -70,28 +72,7 @@ import { SessionStore } from "./SessionStore.js"
  *
  * @since 0.1.0
  */
-export interface CookieOptions {
-  /** Cookie name. Default `"__Host-session"` (the prefix stops cookie tossing from sibling subdomains). */
-  readonly name?: string | undefined
-  /** Default `"/"`; a `__Host-` cookie requires `"/"`. */
-  readonly path?: string | undefined
-  /**
-   * Default none (host-only). A `__Host-` cookie must not have one.
-   * Warning: a domain shares the session with every subdomain.
-   */
-  readonly domain?: string | undefined
-  /**
-   * Default `true`. Browsers accept `Secure` cookies on http://localhost and http://127.0.0.1.
-   * Warning: `false` sends the token in clear over plain HTTP.
-   */
-  readonly secure?: boolean | undefined
-  /** Default `true`. Warning: `false` lets page scripts (and any XSS) read the token. */
-  readonly httpOnly?: boolean | undefined
-  /** Default `"lax"`. `"none"` requires `secure`; OAuth `form_post` callbacks need it on their route. */
-  readonly sameSite?: "lax" | "strict" | "none" | undefined
-  /** Default `false` (CHIPS). Requires `secure`. */
-  readonly partitioned?: boolean | undefined
-}
+export interface CookieOptions extends internalCookie.CookieOptions {}
 
 /**
  * Options of the middleware; every field is optional.
@@ -243,10 +224,9 @@ const resolveConfig = (
     }
   })
 
-const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> => {
-  const value = request.cookies[name]
-  return value === undefined ? [] : [value]
-}
+/** Every value of a cookie of the session's name, read strictly from the `Cookie` header. */
+const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> =>
+  internalCookie.sessionCookieValues(request.headers["cookie"], name)
 
 const fromConfig = (config: internal.Config): Service => {
   const cookieName = config.cookie.name
@@ -257,21 +237,31 @@ const fromConfig = (config: internal.Config): Service => {
   return {
     apply: <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session>> =>
       Effect.withFiberRuntime((fiber) => {
-        // `Effect.provideService` costs an acquire-use-release per request; setting the context and
-        // putting the old one back when `app` ends does the same in a few operations.
+        // Registering the commit and providing `Session` take one update of the fiber's refs, and the context is
+        // put back when `app` ends: what `appendPreResponseHandler` and `Effect.provideService` do, in fewer
+        // operations per request.
         const context = fiber.currentContext
         const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
         const state = new internal.RequestSession(config, cookieValues(request, cookieName))
+        const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
+        const handlers = Option.some<HttpApp.PreResponseHandler>(
+          previous._tag === "None"
+            ? state.onResponse
+            : (req, response) => Effect.flatMap(previous.value(req, response), (r) => state.onResponse(req, r))
+        )
+        const provided = Context.add(context, Session, state) as Context.Context<never>
         const restore = FiberRef.set(FiberRef.currentContext, context)
         return Effect.zipRight(
-          HttpApp.appendPreResponseHandler(state.onResponse),
-          Effect.zipRight(
-            FiberRef.set(FiberRef.currentContext, Context.add(context, Session, state) as Context.Context<never>),
-            Effect.matchCauseEffect(app as HttpApp.Default<E, Exclude<R, Session>>, {
-              onSuccess: (response) => Effect.as(restore, response),
-              onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
-            })
-          )
+          Effect.updateFiberRefs((fiberId, refs) =>
+            FiberRefs.updateAs(
+              FiberRefs.updateAs(refs, { fiberId, fiberRef: HttpApp.currentPreResponseHandlers, value: handlers }),
+              { fiberId, fiberRef: FiberRef.currentContext, value: provided }
+            )
+          ),
+          Effect.matchCauseEffect(app as HttpApp.Default<E, Exclude<R, Session>>, {
+            onSuccess: (response) => Effect.as(restore, response),
+            onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
+          })
         )
       }),
     session: Effect.tap(session, (state) => HttpApp.appendPreResponseHandler(state.onResponse))
@@ -280,7 +270,8 @@ const fromConfig = (config: internal.Config): Service => {
 
 /**
  * `make` builds the middleware over the `SessionStore` in context, or fails with a `SessionConfigError`
- * for a configuration browsers would drop or an invalid duration.
+ * for a configuration browsers would drop or an invalid duration. It adds `cookie`, `set-cookie` and the
+ * default CSRF header to the header names the platform redacts, for the server started after it (see `Csrf.redactHeaders`).
  *
  * @since 0.1.0
  */
@@ -288,7 +279,7 @@ export const make = (options?: Options): Effect.Effect<Service, SessionConfigErr
   Effect.flatMap(
     Effect.all([SessionStore, Effect.serviceOption(CookieSigner.CookieSigner), Plan.Decide]),
     ([store, signer, decide]) => Effect.map(resolveConfig(options, store, signer, decide), fromConfig)
-  )
+  ).pipe(Effect.tap(() => Csrf.redactHeaders()))
 
 /**
  * `layer` provides the `SessionMiddleware` service (used by `middleware`); it fails to build on a refused configuration.

@@ -2,11 +2,13 @@
  * CSRF protection observed through a real HTTP server: tokens, the Origin / Sec-Fetch-Site check, the 403.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema } from "effect"
 import { Csrf, MemoryStore, Session, SessionMiddleware } from "effect-sessions"
 import { type Client, makeClient, serve } from "./support/http.js"
+import { awaitReply, open, type RawReply } from "./support/rawHttp.js"
 
 const Actions = Session.key("actions", Schema.Number)
 
@@ -23,7 +25,20 @@ const routes = HttpRouter.empty.pipe(
   HttpRouter.post("/action", act),
   HttpRouter.put("/action", act),
   HttpRouter.del("/action", act),
-  HttpRouter.post("/logout", Effect.as(Session.flush, HttpServerResponse.text("bye")))
+  HttpRouter.post("/logout", Effect.as(Session.flush, HttpServerResponse.text("bye"))),
+  HttpRouter.all("/any", act),
+  // the handler reads the body the check has read before it
+  HttpRouter.post(
+    "/echo",
+    Effect.flatMap(
+      HttpServerRequest.HttpServerRequest,
+      (request) =>
+        Effect.map(
+          Effect.orDie(request.urlParamsBody),
+          (params) => HttpServerResponse.text(params.find(([name]) => name === "note")?.[1] ?? "")
+        )
+    )
+  )
 )
 
 const withMiddleware = (options?: Csrf.Options) =>
@@ -194,6 +209,141 @@ describe("Csrf middleware", () => {
       Effect.gen(function*() {
         const token = yield* tokenOf(client)
         assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: url })))
+      })))
+})
+
+/** The session cookie a client holds, as a `Cookie` header value. */
+const cookieOf = (client: Client) => `__Host-session=${client.jar.get("__Host-session")}`
+
+/**
+ * Sends the head of a form POST declaring `head` headers and waits for the response before sending any body.
+ * A server that reads the body first never answers: the wait gives up after a while and the test fails.
+ */
+const refusedUnread = (url: string, head: Record<string, string>): Effect.Effect<RawReply, string> =>
+  Effect.scoped(Effect.flatMap(open(url), (socket) => {
+    const lines = Object.entries({
+      host: new URL(url).host,
+      "content-type": "application/x-www-form-urlencoded",
+      ...head
+    })
+      .map(([k, v]) => `${k}: ${v}\r\n`).join("")
+    return awaitReply(socket, () => socket.write(`POST /action HTTP/1.1\r\n${lines}\r\n`)).pipe(
+      Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "no response before the body was sent" })
+    )
+  }))
+
+describe("Csrf decides from headers first and reads no body it does not need", () => {
+  const app = withMiddleware()
+  const big = String(40 * 1024 * 1024)
+
+  it.live("a form POST without a session is refused before its body is sent", () =>
+    withServer(app, (_client, url) =>
+      Effect.gen(function*() {
+        assertRefused(yield* refusedUnread(url, { "content-length": big, origin: url }))
+        assertRefused(yield* refusedUnread(url, { "content-length": "100", origin: url }))
+      })))
+
+  it.live("with a session, a body over maxBodyBytes or of unknown length is refused before it is sent", () =>
+    withServer(app, (client, url) =>
+      Effect.gen(function*() {
+        yield* tokenOf(client)
+        assertRefused(yield* refusedUnread(url, { "content-length": big, origin: url, cookie: cookieOf(client) }))
+        assertRefused(yield* refusedUnread(url, { "content-length": "65537", origin: url, cookie: cookieOf(client) }))
+        assertRefused(
+          yield* refusedUnread(url, { "transfer-encoding": "chunked", origin: url, cookie: cookieOf(client) })
+        )
+        assert.strictEqual(yield* actions(client), "0")
+      })))
+
+  it.live("a form with the token after a megabyte of padding is refused; within the cap it passes and the handler reads the body", () =>
+    withServer(app, (client, url) =>
+      Effect.gen(function*() {
+        const token = yield* tokenOf(client)
+        const padded = form({ pad: "x".repeat(1024 * 1024), _csrf: token }, { origin: url })
+        assertRefused(yield* client.request("/action", padded))
+        const within = form({ pad: "x".repeat(60 * 1024), note: "kept", _csrf: token }, { origin: url })
+        assert.strictEqual((yield* client.request("/action", within)).status, 200)
+        const echoed = yield* client.request("/echo", form({ note: "read twice", _csrf: token }, { origin: url }))
+        assert.strictEqual(echoed.body, "read twice")
+        assert.strictEqual(yield* actions(client), "1")
+      })))
+
+  it.live("maxBodyBytes sets the cap", () =>
+    withServer(withMiddleware({ maxBodyBytes: 200 }), (client, url) =>
+      Effect.gen(function*() {
+        const token = yield* tokenOf(client)
+        assert.strictEqual((yield* client.request("/action", form({ _csrf: token }, { origin: url }))).status, 200)
+        assertRefused(yield* client.request("/action", form({ pad: "x".repeat(200), _csrf: token }, { origin: url })))
+      })))
+
+  it.live("an invalid maxBodyBytes refuses unsafe requests instead of guessing", () =>
+    withServer(withMiddleware({ maxBodyBytes: -1 }), (client, url) =>
+      Effect.gen(function*() {
+        const token = yield* tokenOf(client)
+        assertRefused(
+          yield* client.request("/action", { method: "POST", headers: { origin: url, "x-csrf-token": token } })
+        )
+      })))
+})
+
+describe("Csrf checks every method but GET, HEAD, OPTIONS and TRACE", () => {
+  it.live("PROPFIND, MKCOL, LOCK, PURGE and others from another origin without a token never reach the handler", () =>
+    withServer(withMiddleware(), (client, url) =>
+      Effect.gen(function*() {
+        for (
+          const method of [
+            "PROPFIND",
+            "MKCOL",
+            "LOCK",
+            "PURGE",
+            "PROPPATCH",
+            "COPY",
+            "MOVE",
+            "UNLOCK",
+            "SEARCH",
+            "REPORT"
+          ]
+        ) {
+          assertRefused(yield* client.request("/any", { method, headers: { origin: "https://evil.example" } }))
+          assertRefused(yield* client.request("/any", { method }))
+        }
+        assert.strictEqual(yield* actions(client), "0")
+        const token = yield* tokenOf(client)
+        assert.strictEqual(
+          (yield* client.request("/any", { method: "PROPFIND", headers: { origin: url, "x-csrf-token": token } }))
+            .status,
+          200
+        )
+        for (const method of ["GET", "HEAD", "OPTIONS"]) {
+          assert.strictEqual(
+            (yield* client.request("/any", { method, headers: { "sec-fetch-site": "cross-site" } })).status,
+            200,
+            method
+          )
+        }
+      })))
+})
+
+describe("Csrf compares the full origin, scheme included", () => {
+  it.live("an https Origin is refused by an app served over http, unless X-Forwarded-Proto says https", () =>
+    withServer(withMiddleware(), (client, url) =>
+      Effect.gen(function*() {
+        const token = yield* tokenOf(client)
+        const https = url.replace("http://", "https://")
+        assertRefused(yield* client.request("/action", form({ _csrf: token }, { origin: https })))
+        assertRefused(
+          yield* client.request("/action", form({ _csrf: token }, { origin: https, "x-forwarded-proto": "http" }))
+        )
+        assert.strictEqual(
+          (yield* client.request("/action", form({ _csrf: token }, { origin: https, "x-forwarded-proto": "https" })))
+            .status,
+          200
+        )
+        assertRefused(
+          yield* client.request("/action", form({ _csrf: token }, { origin: url, "x-forwarded-proto": "https" }))
+        )
+        assert.strictEqual((yield* client.request("/action", form({ _csrf: token }, { origin: url }))).status, 200)
+        assert.strictEqual(yield* actions(client), "2")
       })))
 })
 

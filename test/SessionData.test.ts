@@ -1,6 +1,9 @@
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { assert, describe, it } from "@effect/vitest"
-import { Either, Schema } from "effect"
-import { SessionData } from "effect-sessions"
+import { Effect, Either, Layer, Option, Schema } from "effect"
+import { MemoryStore, Session, SessionData, SessionMiddleware } from "effect-sessions"
+import { makeClient, serve } from "./support/http.js"
 
 const SECRET = "MARK-do-not-echo-7Qv"
 
@@ -186,4 +189,98 @@ describe("SessionData", () => {
       assert.isTrue(Either.isLeft(Schema.decodeUnknownEither(SessionData.SessionDataSchema)([1])))
     })
   })
+})
+
+/** Data with a `__proto__` key, as `JSON.parse` makes it (an own data property), at the top and nested. */
+const hostile = () => JSON.parse(`{"__proto__":{"isAdmin":true},"theme":"dark"}`)
+
+const Prefs = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/** The schemas a read goes through; each builds its objects by assignment somewhere. */
+const schemas = {
+  record: Prefs,
+  struct: Schema.Struct({ theme: Schema.String }, { key: Schema.String, value: Schema.Unknown }),
+  nested: Schema.Struct({ inner: Prefs }),
+  array: Schema.Array(Prefs),
+  recordOfRecords: Schema.Record({ key: Schema.String, value: Prefs })
+} as const
+
+const stored = {
+  record: hostile,
+  struct: hostile,
+  nested: () => ({ inner: hostile() }),
+  array: () => [{ a: 1 }, hostile()],
+  recordOfRecords: () => ({ a: hostile() })
+} as const
+
+/** Nothing in the decoded value may inherit `isAdmin`: an own `__proto__` is data, a prototype is a leak. */
+const leaks = (value: unknown): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  if (Array.isArray(value)) return value.some(leaks)
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== null && proto !== Object.prototype) return true
+  if ("isAdmin" in value && !Object.prototype.hasOwnProperty.call(value, "isAdmin")) return true
+  return Object.keys(value).some((k) => leaks((value as Record<string, unknown>)[k]))
+}
+
+describe("values read through a schema stay plain data", () => {
+  it("decodedIsPlain refuses a decoded value whose __proto__ key became a prototype or was dropped", () => {
+    for (const [name, schema] of Object.entries(schemas)) {
+      const input = stored[name as keyof typeof stored]()
+      const output = Schema.decodeUnknownSync(schema as Schema.Schema<unknown>)(input)
+      assert.isFalse(SessionData.decodedIsPlain(input, output), name)
+    }
+    // kept as data: the value itself, or a schema that passes it through
+    const input = hostile()
+    assert.isTrue(SessionData.decodedIsPlain(input, input))
+    assert.isTrue(SessionData.decodedIsPlain(input, Schema.decodeUnknownSync(Schema.Unknown)(input)))
+    assert.isTrue(SessionData.decodedIsPlain({ a: [1, { b: "c" }] }, { a: [1, { b: "c" }] }))
+    assert.isTrue(SessionData.decodedIsPlain(3, 3))
+  })
+
+  it.live("Session.get / Session.key with a schema: a __proto__ key in stored data fails the read as Decode, never a prototype", () =>
+    Effect.gen(function*() {
+      const read = (name: keyof typeof schemas) =>
+        Session.get(name, schemas[name] as Schema.Schema<unknown>).pipe(
+          Effect.map((o) => Option.isSome(o) && leaks(o.value) ? "leak" : Option.isSome(o) ? "plain" : "none"),
+          Effect.catchTag("SessionError", (e) => Effect.succeed(e.reason))
+        )
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.post(
+          "/put",
+          Effect.gen(function*() {
+            for (const name of Object.keys(stored) as Array<keyof typeof stored>) {
+              yield* Session.insert(name, stored[name]())
+            }
+            yield* Session.insert("own", hostile())
+            return HttpServerResponse.text("ok")
+          })
+        ),
+        HttpRouter.get(
+          "/read",
+          Effect.gen(function*() {
+            const out: Record<string, string> = {}
+            for (const name of Object.keys(schemas) as Array<keyof typeof schemas>) out[name] = yield* read(name)
+            const own = yield* Session.key("own", Schema.Unknown)
+            out.unknown =
+              Option.isSome(own) && Object.prototype.hasOwnProperty.call(own.value, "__proto__") && !leaks(own.value)
+                ? "own data"
+                : "lost"
+            return HttpServerResponse.text(JSON.stringify(out))
+          })
+        ),
+        HttpRouter.use(SessionMiddleware.middleware)
+      )
+      const client = makeClient(yield* serve(app))
+      assert.strictEqual((yield* client.post("/put")).status, 200)
+      const replies = JSON.parse((yield* client.get("/read")).body)
+      assert.deepStrictEqual(replies, {
+        record: "Decode",
+        struct: "Decode",
+        nested: "Decode",
+        array: "Decode",
+        recordOfRecords: "Decode",
+        unknown: "own data"
+      })
+    }).pipe(Effect.scoped, Effect.provide(SessionMiddleware.layer().pipe(Layer.provide(MemoryStore.layer())))))
 })

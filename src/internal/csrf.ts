@@ -55,9 +55,32 @@ export const matches = (secret: string, candidate: string): boolean => {
   return expected.length === unmasked.length && timingSafeEqual(expected, unmasked)
 }
 
-/** Methods that change state and need a CSRF check. @internal */
+/**
+ * `isUnsafeMethod` is true for every method but GET, HEAD, OPTIONS and TRACE (the methods that must not
+ * change state): PROPFIND, MKCOL, PURGE or any other extension method is checked. @internal
+ */
 export const isUnsafeMethod = (method: string): boolean =>
-  method === "POST" || method === "PUT" || method === "PATCH" || method === "DELETE"
+  method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE"
+
+/** The default cap on a url-encoded body read for the token: 64 KiB. @internal */
+export const DEFAULT_MAX_BODY_BYTES = 65_536
+
+/**
+ * `declaredLength` is the body length a `Content-Length` header declares, or `undefined` when there is none
+ * or it is not one plain decimal (chunked, or malformed). @internal
+ */
+export const declaredLength = (header: string | undefined): number | undefined => {
+  if (header === undefined || header.length === 0 || header.length > 15 || !/^[0-9]+$/.test(header)) return undefined
+  return Number(header)
+}
+
+/** `appOrigin` is the origin the request was sent to as the platform sees it: `Host`, and `https` only when `X-Forwarded-Proto` says so. @internal */
+export const appOrigin = (headers: { readonly [name: string]: string | undefined }): string | undefined => {
+  const host = headers["host"]?.trim().toLowerCase()
+  if (host === undefined || host === "") return undefined
+  const proto = headers["x-forwarded-proto"]?.split(",")[0].trim().toLowerCase()
+  return normalizeOrigin(`${proto === "https" ? "https" : "http"}://${host}`)
+}
 
 /** What the request's headers say about where it came from. @internal */
 export type OriginVerdict = "SameOrigin" | "CrossOrigin" | "NoSignal"
@@ -78,9 +101,9 @@ export const normalizeOrigins = (origins: ReadonlyArray<string>): ReadonlyArray<
 /**
  * `judgeOrigin` decides from `Sec-Fetch-Site`, then `Origin`:
  * - `Sec-Fetch-Site: same-origin` or `none` (typed by the user): same origin;
- * - an `Origin` in `allowedOrigins`: same origin;
+ * - an `Origin` in `allowedOrigins` (scheme, host and port): same origin;
  * - `Sec-Fetch-Site: same-site` or `cross-site`: cross origin;
- * - an `Origin` (without `allowedOrigins`) whose host is the request's `Host`: same origin;
+ * - an `Origin` (without `allowedOrigins`) equal to the request's own origin (`appOrigin`, scheme included): same origin;
  * - any other `Origin`, including `null`: cross origin;
  * - neither header (an old browser or a non-browser client): no signal.
  * @internal
@@ -97,6 +120,19 @@ export const judgeOrigin = (
   if (site === "same-site" || site === "cross-site") return "CrossOrigin"
   if (rawOrigin === undefined || rawOrigin === "") return "NoSignal"
   if (origin === undefined || allowedOrigins !== undefined) return "CrossOrigin"
-  const host = headers["host"]?.trim().toLowerCase()
-  return host !== undefined && host !== "" && new URL(origin).host === host ? "SameOrigin" : "CrossOrigin"
+  return origin === appOrigin(headers) ? "SameOrigin" : "CrossOrigin"
+}
+
+/**
+ * `withRedactedNames(names, extra)` is `names` with `extra` added (lower-cased, each once), for the platform's
+ * list of header names redacted in spans and logs. @internal
+ */
+export const withRedactedNames = (
+  names: ReadonlyArray<string | RegExp>,
+  extra: ReadonlyArray<string>
+): ReadonlyArray<string | RegExp> => {
+  const missing = extra.map((n) => n.toLowerCase()).filter((n, i, all) =>
+    all.indexOf(n) === i && !names.some((m) => typeof m === "string" && m.toLowerCase() === n)
+  )
+  return missing.length === 0 ? names : [...names, ...missing]
 }

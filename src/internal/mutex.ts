@@ -83,6 +83,16 @@ export class Mutex {
     })
   }
 
+  /** `acquireFree` takes the lock, which must be free (the caller checked `locked` in the same step). */
+  acquireFree(): void {
+    this.held = true
+  }
+
+  /** `releaseHeld` gives back a lock taken with `acquireFree`, handing it to the next waiter if any. */
+  releaseHeld(): void {
+    this.unlock()
+  }
+
   /** Whether the lock is held (for tests). */
   get locked(): boolean {
     return this.held

@@ -24,7 +24,7 @@ import type * as Expiry from "../Expiry.js"
 import { META_KEY, type Service as SessionService, type SessionError, sessionError } from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import * as SessionId from "../SessionId.js"
-import * as SessionToken from "../SessionToken.js"
+import type * as SessionToken from "../SessionToken.js"
 import type * as StoreError from "../StoreError.js"
 import * as Commit from "./commit.js"
 import * as Cookie from "./cookie.js"
@@ -38,9 +38,6 @@ export interface Config extends Commit.Runner {
   readonly cookie: Cookie.ResolvedCookie
   readonly signer: Signer | undefined
 }
-
-/** Longest raw cookie value looked at; anything longer is no session (a signed token is far shorter). */
-const MAX_COOKIE_CHARS = 512
 
 type CookieAction =
   | { readonly _tag: "None" }
@@ -112,20 +109,11 @@ export class RequestSession implements SessionService {
   private resolveToken(): SessionToken.SessionToken | undefined {
     if (this.tokenResolved) return this.incomingToken
     this.tokenResolved = true
-    const signer = this.config.signer
-    for (const raw of this.values) {
-      if (raw.length === 0 || raw.length > MAX_COOKIE_CHARS) continue
-      if (signer === undefined) {
-        if (SessionToken.isSessionToken(raw)) return (this.incomingToken = raw)
-        continue
-      }
-      const verified = signer.verify(this.config.cookie.name, raw)
-      if (Option.isSome(verified) && SessionToken.isSessionToken(verified.value.value)) {
-        this.reissue = verified.value.reissue
-        return (this.incomingToken = verified.value.value)
-      }
-    }
-    return undefined
+    const incoming = Cookie.selectToken(this.values, this.config.cookie.name, this.config.signer)
+    if (incoming === undefined) return undefined
+    this.reissue = incoming.reissue
+    this.incomingToken = incoming.token
+    return incoming.token
   }
 
   private get incoming(): Plan.Incoming {
@@ -249,11 +237,12 @@ export class RequestSession implements SessionService {
       if (schema === undefined) return Effect.succeed(Option.some(value))
       // Synchronously when the schema allows; the effectful decoder (asynchronous schemas) otherwise.
       const decoded = Schema.decodeUnknownEither(schema)(value)
-      if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
-      return Effect.mapBoth(Schema.decodeUnknown(schema)(value), {
-        onFailure: () => sessionError("Decode", schemaIssue(key, "decode")),
-        onSuccess: Option.some
-      })
+      // A `__proto__` key of the stored value must stay data: a schema that made it a prototype fails the read.
+      const failed = () => sessionError("Decode", schemaIssue(key, "decode"))
+      const plain = (out: unknown) =>
+        SessionData.decodedIsPlain(value, out) ? Effect.succeed(Option.some(out)) : Effect.fail(failed())
+      if (Either.isRight(decoded)) return plain(decoded.right)
+      return Effect.flatMap(Effect.mapError(Schema.decodeUnknown(schema)(value), failed), plain)
     })
   }
 
@@ -448,18 +437,27 @@ export class RequestSession implements SessionService {
 
   /** `commitAt` decides the commit at `now` and runs it; a plan with nothing to write takes no effect at all. */
   private commitAt(now: number): Effect.Effect<void, StoreError.StoreError> {
+    const work = this.prepare(now)
+    return work === undefined ? Effect.void : Effect.map(work.run, (outcome) => this.takeIn(outcome, work.snapshot))
+  }
+
+  /**
+   * `prepare` decides the commit at `now`: `undefined` when there is nothing to write (the cookie decision is
+   * taken in at once), else the effect that writes it, whose outcome is for `takeIn`.
+   */
+  private prepare(now: number): {
+    readonly snapshot: Snapshot
+    readonly run: Effect.Effect<Commit.Outcome, StoreError.StoreError>
+  } | undefined {
     const snapshot = this.snapshot()
     const base = this.base
     const incoming = this.incoming
     const plan = this.config.decide(base, snapshot, now, this.config, incoming)
     if (plan.end === undefined && plan.write._tag === "None") {
       this.takeIn({ base, token: undefined, cookie: plan.cookie }, snapshot)
-      return Effect.void
+      return undefined
     }
-    return Effect.map(
-      Commit.run(this.config, plan, base, snapshot, now, incoming),
-      (outcome) => this.takeIn(outcome, snapshot)
-    )
+    return { snapshot, run: Commit.run(this.config, plan, base, snapshot, now, incoming) }
   }
 
   // ---------------------------------------------------------------------------
@@ -493,15 +491,29 @@ export class RequestSession implements SessionService {
     if (this.phase === "loaded" && !(this.mutex?.locked ?? false)) {
       // Loaded and no commit running: decide now, in this step; most requests have nothing to write.
       return Effect.clockWith((clock) => {
-        let work: Effect.Effect<void, StoreError.StoreError>
+        let work: ReturnType<RequestSession["prepare"]>
         try {
-          work = this.commitAt(clock.unsafeCurrentTimeMillis())
+          work = this.prepare(clock.unsafeCurrentTimeMillis())
         } catch (defect) {
           return this.respondAfter(Effect.die(defect), response)
         }
-        if (work === Effect.void) return Effect.succeed(this.applyCookie(response))
-        // Something to write: locked in the same step it was decided in, as if the lock had been taken first.
-        return this.respondAfter(Mutex.withLockOf(() => this.commitMutex(), () => work), response)
+        if (work === undefined) return Effect.succeed(this.applyCookie(response))
+        // Something to write: the request's lock is taken in the step that decided it and released by the one
+        // match that takes in the outcome (the hot path; `Mutex.withLockOf` would add a match of its own).
+        const mutex = this.commitMutex()
+        mutex.acquireFree()
+        const { run, snapshot } = work
+        return Effect.matchCauseEffect(run, {
+          onSuccess: (outcome) => {
+            mutex.releaseHeld()
+            this.takeIn(outcome, snapshot)
+            return Effect.succeed(this.applyCookie(response))
+          },
+          onFailure: (cause) => {
+            mutex.releaseHeld()
+            return this.failed500(cause)
+          }
+        })
       })
     }
     if (this.phase === "idle" && (this.config.signer === undefined || this.values.length === 0)) {
@@ -516,16 +528,19 @@ export class RequestSession implements SessionService {
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
     return Effect.matchCauseEffect(commit, {
       onSuccess: () => Effect.succeed(this.applyCookie(response)),
-      onFailure: (cause) => {
-        this.failed = true
-        const failure = Cause.failureOption(cause)
-        const log = Option.isSome(failure)
-          ? Effect.logError("effect-sessions: session commit failed; responding 500").pipe(
-            Effect.annotateLogs({ reason: failure.value.reason, method: failure.value.method })
-          )
-          : Effect.logError("effect-sessions: session commit died; responding 500")
-        return Effect.as(log, HttpServerResponse.empty({ status: 500 }))
-      }
+      onFailure: (cause) => this.failed500(cause)
     })
+  }
+
+  /** A failed commit: an empty 500, logged by reason and method only. */
+  private failed500(cause: Cause.Cause<StoreError.StoreError>): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    this.failed = true
+    const failure = Cause.failureOption(cause)
+    const log = Option.isSome(failure)
+      ? Effect.logError("effect-sessions: session commit failed; responding 500").pipe(
+        Effect.annotateLogs({ reason: failure.value.reason, method: failure.value.method })
+      )
+      : Effect.logError("effect-sessions: session commit died; responding 500")
+    return Effect.as(log, HttpServerResponse.empty({ status: 500 }))
   }
 }

@@ -38,7 +38,8 @@ export const makeSigner = (keys: ReadonlyArray<Buffer>) => {
       name: string,
       cookieValue: string
     ): Option.Option<{ readonly value: string; readonly reissue: boolean }> => {
-      if (cookieValue.length > MAX_COOKIE_VALUE) return Option.none()
+      // the values come from requests: a non-string is junk, never a crash
+      if (typeof cookieValue !== "string" || cookieValue.length > MAX_COOKIE_VALUE) return Option.none()
       const dot = cookieValue.lastIndexOf(".")
       if (dot < 0) return Option.none()
       const value = cookieValue.slice(0, dot)
