@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every benchmark of issue 6 in one run on one machine, in sequence, with a progress
+ * `npm run bench`: every benchmark in one run on one machine, in sequence, with a progress
  * line per workload; then one table with ratios and target verdicts, the figures as JSON
  * (`bench/results/<date>.json` and `bench/results/latest.json`) and the chart (`docs/bench.svg`).
  *

@@ -9,8 +9,7 @@
  * key, which is `Collision`. `save` is a compare-and-set on the version (`Conflict` / `Gone`). The server's TTL
  * monitor runs about once a minute, so the store also provides `ExpiredDeletion` for a prompt cleanup.
  *
- * Note: no MongoDB server runs on this project's CI machines; the contract suite runs against MongoStore only
- * where `MONGODB_URL` is set.
+ * Note: the contract suite runs against MongoStore only where `MONGODB_URL` names a MongoDB server.
  *
  * @example
  * ```ts

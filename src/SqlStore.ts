@@ -234,7 +234,7 @@ const unexpectedResult = (method: StoreError.Method): StoreError.StoreError =>
 
 type Row = Record<string, unknown>
 
-// The hot paths below build no named closures per call: every callback is either hoisted or inline.
+// Callbacks on the hot paths below are hoisted or inline, so an operation allocates no named closures.
 const createError = unavailable("create")
 const saveError = unavailable("save")
 const loadError = unavailable("load")
@@ -399,7 +399,7 @@ const runMigration = (sql: SqlClient.SqlClient, st: Dialect.Statements): Effect.
   const exec = (text: string, params: ReadonlyArray<unknown> = []) => sql.unsafe(text, params).withoutTransform
   const all = Effect.forEach(st.ddl, (text) => exec(text), { discard: true })
   // Postgres: concurrent `CREATE TABLE IF NOT EXISTS` can fail, so instances take turns under an advisory lock.
-  // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently (tested with 8 clients at once).
+  // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently, so no lock.
   const migration = st.dialect === "pg"
     ? sql.withTransaction(Effect.zipRight(exec(Dialect.pgMigrationLock), all))
     : retrying(all)
