@@ -36,7 +36,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { LRUCache } from "lru-cache"
-import { type JsonEntry, makeEntryBackend } from "./internal/memoryBackend.js"
+import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
 import * as SessionData from "./SessionData.js"
 import * as SessionStore from "./SessionStore.js"
 
@@ -45,12 +45,7 @@ import * as SessionStore from "./SessionStore.js"
  *
  * @since 0.1.0
  */
-export interface Service {
-  /** The `SessionStore` service of this store. */
-  readonly store: SessionStore.Service
-  /** `size` succeeds with the number of entries held, including expired ones not yet evicted. */
-  readonly size: Effect.Effect<number>
-}
+export interface Service extends InProcessService {}
 
 /**
  * The LRU store's own service, provided by `layer` beside `SessionStore`.
@@ -64,7 +59,7 @@ export class LruStore extends Context.Tag("effect-sessions/LruStore")<LruStore, 
  *
  * @since 0.1.0
  */
-export const size: Effect.Effect<number, never, LruStore> = Effect.flatMap(LruStore, (s) => s.size)
+export const size: Effect.Effect<number, never, LruStore> = sizeOf(LruStore)
 
 /**
  * Options of `make` and `layer`.

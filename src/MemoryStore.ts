@@ -33,7 +33,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { type JsonEntry, makeEntryBackend } from "./internal/memoryBackend.js"
+import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
 import * as SessionStore from "./SessionStore.js"
 
 /**
@@ -41,14 +41,7 @@ import * as SessionStore from "./SessionStore.js"
  *
  * @since 0.1.0
  */
-export interface Service {
-  /** The `SessionStore` service of this store. */
-  readonly store: SessionStore.Service
-  /** The `ExpiredDeletion` service of this store (the background sweep calls it too). */
-  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
-  /** `size` succeeds with the number of entries held, including expired ones not yet swept. */
-  readonly size: Effect.Effect<number>
-}
+export interface Service extends InProcessService, SessionStore.WithExpiredDeletion {}
 
 /**
  * The memory store's own service, provided by `layer` beside `SessionStore` and `ExpiredDeletion`.
@@ -62,7 +55,7 @@ export class MemoryStore extends Context.Tag("effect-sessions/MemoryStore")<Memo
  *
  * @since 0.1.0
  */
-export const size: Effect.Effect<number, never, MemoryStore> = Effect.flatMap(MemoryStore, (s) => s.size)
+export const size: Effect.Effect<number, never, MemoryStore> = sizeOf(MemoryStore)
 
 /**
  * Options of `make` and `layer`.
@@ -171,8 +164,5 @@ export const layer = (
 ): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore> =>
   Layer.scopedContext(
     Effect.map(make(options), (service) =>
-      Context.make(MemoryStore, service).pipe(
-        Context.add(SessionStore.SessionStore, service.store),
-        Context.add(SessionStore.ExpiredDeletion, service.expiredDeletion)
-      ))
+      Context.add(SessionStore.expiredDeletionContext(service), MemoryStore, service))
   )

@@ -26,7 +26,6 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -97,10 +96,7 @@ export const DEFAULT_TTL_GRACE: Duration.Duration = Duration.minutes(10)
  *
  * @since 0.1.0
  */
-export interface Stores {
-  readonly store: SessionStore.Service
-  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
-}
+export interface Service extends SessionStore.WithExpiredDeletion {}
 
 const run = <A>(method: StoreError.Method, evaluate: () => Promise<A>): Effect.Effect<A, StoreError.StoreError> =>
   Effect.tryPromise({ try: evaluate, catch: (error) => Internal.toStoreError(method, error) })
@@ -140,7 +136,7 @@ export const migrate = (db: Db, options?: StoreOptions): Effect.Effect<void, Sto
  *
  * @since 0.1.0
  */
-export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, StoreError.StoreError> =>
+export const make = (db: Db, options?: StoreOptions): Effect.Effect<Service, StoreError.StoreError> =>
   Effect.gen(function*() {
     if (options?.migrate !== false) yield* migrate(db, options)
     const collection: Collection<Internal.SessionDocument> = db.collection(options?.collection ?? DEFAULT_COLLECTION)
@@ -201,21 +197,14 @@ export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, Stor
 
     return {
       store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
-      expiredDeletion: SessionStore.ExpiredDeletion.of({
-        deleteExpired: (o) => SessionStore.deleteInBatches(deleteBatch, o?.batchSize)
-      })
+      expiredDeletion: SessionStore.expiredDeletionInBatches(deleteBatch)
     }
   })
 
 const layerFrom = <E, R>(
-  stores: Effect.Effect<Stores, E, R>
+  service: Effect.Effect<Service, E, R>
 ): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, E, Exclude<R, Scope.Scope>> =>
-  Layer.scopedContext(
-    Effect.map(stores, (s) =>
-      Context.make(SessionStore.SessionStore, s.store).pipe(
-        Context.add(SessionStore.ExpiredDeletion, s.expiredDeletion)
-      ))
-  )
+  Layer.scopedContext(Effect.map(service, SessionStore.expiredDeletionContext))
 
 /**
  * `layerDb` provides the store and its `ExpiredDeletion` over a database handle the app owns and closes.

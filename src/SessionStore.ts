@@ -201,6 +201,39 @@ export class ExpiredDeletion extends Context.Tag("effect-sessions/ExpiredDeletio
 }>() {}
 
 /**
+ * A store that keeps expired records until someone removes them (Memory, SQL, Mongo): its `SessionStore`
+ * service and its `ExpiredDeletion`, as its `make` builds them.
+ *
+ * @since 0.1.0
+ */
+export interface WithExpiredDeletion {
+  /** The `SessionStore` service of this store. */
+  readonly store: Service
+  /** The `ExpiredDeletion` service of this store. */
+  readonly expiredDeletion: Context.Tag.Service<ExpiredDeletion>
+}
+
+/**
+ * `expiredDeletionContext(stores)` is what a layer of such a store provides: its `SessionStore` and its
+ * `ExpiredDeletion`.
+ *
+ * @since 0.1.0
+ */
+export const expiredDeletionContext = (stores: WithExpiredDeletion): Context.Context<SessionStore | ExpiredDeletion> =>
+  Context.make(SessionStore, stores.store).pipe(Context.add(ExpiredDeletion, stores.expiredDeletion))
+
+/**
+ * `expiredDeletionInBatches(batch)` is an `ExpiredDeletion` whose `deleteExpired` runs `batch(limit, now)`
+ * through `deleteInBatches`; `batch` removes at most `limit` records expired at `now` and succeeds with the count.
+ *
+ * @since 0.1.0
+ */
+export const expiredDeletionInBatches = (
+  batch: (limit: number, now: number) => Effect.Effect<number, StoreError.StoreError>
+): Context.Tag.Service<ExpiredDeletion> =>
+  ExpiredDeletion.of({ deleteExpired: (options) => deleteInBatches(batch, options?.batchSize) })
+
+/**
  * The default batch size of `deleteExpired`.
  *
  * @since 0.1.0

@@ -100,9 +100,7 @@ export interface Options {
  *
  * @since 0.1.0
  */
-export interface Service {
-  readonly store: SessionStore.Service
-  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
+export interface Service extends SessionStore.WithExpiredDeletion {
   /** The `@effect/sql` dialect of the client. */
   readonly dialect: Dialect.Dialect
 }
@@ -462,16 +460,8 @@ export const make = (
     const system = yield* systemOf(sql, dialect)
     const { backend, batch } = makeBackend(sql, st, system, resolved.reservedConnections, resolved.preparedStatements)
     const store = SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
-    const expiredDeletion = SessionStore.ExpiredDeletion.of({
-      deleteExpired: (deleteOptions) => SessionStore.deleteInBatches(batch, deleteOptions?.batchSize)
-    })
-    return { store, expiredDeletion, dialect }
+    return { store, expiredDeletion: SessionStore.expiredDeletionInBatches(batch), dialect }
   })
-
-const toContext = (service: Service) =>
-  Context.make(SessionStore.SessionStore, service.store).pipe(
-    Context.add(SessionStore.ExpiredDeletion, service.expiredDeletion)
-  )
 
 /**
  * `layer` provides `SessionStore` and `ExpiredDeletion` on the app's `SqlClient`.
@@ -486,7 +476,7 @@ export const layer = (
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
   SqlStoreError | StoreError.StoreError,
   SqlClient.SqlClient
-> => Layer.effectContext(Effect.map(make(options), toContext))
+> => Layer.effectContext(Effect.map(make(options), SessionStore.expiredDeletionContext))
 
 /**
  * `layerConfig` is `layer` with its options read from `Config`.
@@ -499,4 +489,7 @@ export const layerConfig = (
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
   ConfigError.ConfigError | SqlStoreError | StoreError.StoreError,
   SqlClient.SqlClient
-> => Layer.effectContext(Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), toContext)))
+> =>
+  Layer.effectContext(
+    Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), SessionStore.expiredDeletionContext))
+  )
