@@ -23,6 +23,7 @@ import * as MemoryStore from "../src/MemoryStore.js"
 import * as SessionId from "../src/SessionId.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as SessionToken from "../src/SessionToken.js"
+import type * as StoreError from "../src/StoreError.js"
 import { toParent } from "./lib/child.js"
 import type { MemoryRow } from "./lib/results.js"
 import { expiresAt, sessionData } from "./lib/workload.js"
@@ -47,7 +48,7 @@ interface Subject {
 
 const effectStore = async (
   name: string,
-  layer: Layer.Layer<SessionStore.SessionStore>
+  layer: Layer.Layer<SessionStore.SessionStore, StoreError.StoreConfigError>
 ): Promise<Subject> => {
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))

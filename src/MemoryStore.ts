@@ -34,7 +34,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
+import * as OptionChecks from "./internal/optionChecks.js"
 import * as SessionStore from "./SessionStore.js"
+import type * as StoreError from "./StoreError.js"
 
 /**
  * What a memory store offers besides the `SessionStore` contract.
@@ -77,12 +79,19 @@ export interface Options {
 const CREATE_SWEEP_STEPS = 2
 
 /**
- * `make` builds a memory store whose background sweep runs for as long as the scope lives.
+ * `make` builds a memory store whose background sweep runs for as long as the scope lives; it fails with
+ * `StoreConfigError` (`InvalidOption`) when `maxDataBytes` or `batchSize` is not a positive integer or
+ * `sweepInterval` is not a positive duration.
  *
  * @since 0.1.0
  */
-export const make = (options?: Options): Effect.Effect<Service, never, Scope.Scope> =>
+export const make = (options?: Options): Effect.Effect<Service, StoreError.StoreConfigError, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* OptionChecks.check([
+      OptionChecks.positiveInteger("MemoryStore", "maxDataBytes", options?.maxDataBytes),
+      OptionChecks.positiveInteger("MemoryStore", "batchSize", options?.batchSize),
+      OptionChecks.duration("MemoryStore", "sweepInterval", options?.sweepInterval, { infinite: true })
+    ])
     const entries = new Map<string, JsonEntry>()
     const defaultBatch = Math.max(1, Math.floor(options?.batchSize ?? SessionStore.DEFAULT_BATCH_SIZE))
 
@@ -155,14 +164,16 @@ export const make = (options?: Options): Effect.Effect<Service, never, Scope.Sco
 
 /**
  * `layer` provides a memory store as `SessionStore`, `ExpiredDeletion` and `MemoryStore`; its background sweep
- * lives as long as the layer.
+ * lives as long as the layer. It fails as `make` does on a refused option.
  *
  * @since 0.1.0
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore> =>
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore, StoreError.StoreConfigError> =>
   Layer.scopedContext(
-    Effect.map(make(options), (service) =>
-      Context.add(SessionStore.expiredDeletionContext(service), MemoryStore, service))
+    Effect.map(
+      make(options),
+      (service) => Context.add(SessionStore.expiredDeletionContext(service), MemoryStore, service)
+    )
   )

@@ -44,10 +44,10 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as OptionChecks from "./internal/optionChecks.js"
 import * as PgPrepared from "./internal/pgPrepared.js"
 import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
-import { TaggedError } from "./internal/taggedError.js"
 import { spanIfTraced } from "./internal/tracing.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
@@ -105,17 +105,6 @@ export interface Service extends SessionStore.WithExpiredDeletion {
   readonly dialect: Dialect.Dialect
 }
 
-/**
- * A configuration the store refuses at construction: a table or schema name that is not a plain identifier,
- * an option the dialect does not support, or a `SqlClient` whose dialect is not PostgreSQL, MySQL or SQLite.
- *
- * @since 0.1.0
- */
-export class SqlStoreError extends TaggedError("SqlStoreError")<{
-  readonly reason: "InvalidOption" | "UnsupportedDialect"
-  readonly message: string
-}>() {}
-
 interface Resolved {
   readonly names: Dialect.Names
   readonly migrate: boolean
@@ -126,38 +115,52 @@ interface Resolved {
 /** Default of `reservedConnections` on PostgreSQL and MySQL: the default pool size of `pg` and `mysql2`. */
 const DEFAULT_RESERVED_CONNECTIONS = 10
 
-const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either.Either<Resolved, SqlStoreError> => {
-  const invalid = (message: string) =>
-    Either.left(new SqlStoreError({ reason: "InvalidOption", message: `SqlStore: ${message}` }))
+const resolve = (
+  dialect: Dialect.Dialect,
+  options: Options | undefined
+): Either.Either<Resolved, StoreError.StoreConfigError> => {
+  const invalid = (option: string, message: string) =>
+    Either.left(StoreError.invalidOption("SqlStore", option, message))
   const pgOnly = (option: string) =>
-    invalid(`the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
+    invalid(option, `the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
+  const badSize = OptionChecks.positiveInteger("SqlStore", "maxDataBytes", options?.maxDataBytes)
+  if (badSize !== undefined) return Either.left(badSize)
   const table = options?.table ?? Dialect.DEFAULT_TABLE
   const badTable = Dialect.checkIdentifier("table name", table)
-  if (badTable !== undefined) return invalid(badTable)
+  if (badTable !== undefined) return invalid("table", badTable)
   const schema = options?.schema
   if (schema !== undefined) {
     if (dialect !== "pg") return pgOnly("schema")
     const badSchema = Dialect.checkIdentifier("schema name", schema)
-    if (badSchema !== undefined) return invalid(badSchema)
+    if (badSchema !== undefined) return invalid("schema", badSchema)
   }
   const reserved = options?.reservedConnections
   if (reserved !== undefined) {
     if (!Number.isSafeInteger(reserved) || reserved < 0) {
-      return invalid(`reservedConnections must be a whole number, 0 or more (got ${String(reserved)})`)
+      return invalid(
+        "reservedConnections",
+        `reservedConnections must be a whole number, 0 or more (got ${String(reserved)})`
+      )
     }
     if (dialect === "sqlite" && reserved > 0) {
-      return invalid("reservedConnections must be 0 on SQLite, whose client has a single connection")
+      return invalid(
+        "reservedConnections",
+        "reservedConnections must be 0 on SQLite, whose client has a single connection"
+      )
     }
   }
   const reservedConnections = reserved ?? (dialect === "sqlite" ? 0 : DEFAULT_RESERVED_CONNECTIONS)
   const prepared = options?.preparedStatements
   if (prepared !== undefined) {
     if (typeof prepared !== "boolean") {
-      return invalid(`preparedStatements must be true or false (got ${typeof prepared})`)
+      return invalid("preparedStatements", `preparedStatements must be true or false (got ${typeof prepared})`)
     }
     if (dialect !== "pg") return pgOnly("preparedStatements")
     if (prepared && reservedConnections === 0) {
-      return invalid("preparedStatements needs reserved connections: it cannot be true with reservedConnections 0")
+      return invalid(
+        "preparedStatements",
+        "preparedStatements needs reserved connections: it cannot be true with reservedConnections 0"
+      )
     }
   }
   return Either.right({
@@ -168,15 +171,17 @@ const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either
   })
 }
 
-const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, SqlStoreError> =>
+const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> =>
   sql.onDialectOrElse({
-    pg: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("pg"),
-    mysql: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("mysql"),
-    sqlite: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("sqlite"),
-    orElse: (): Either.Either<Dialect.Dialect, SqlStoreError> =>
+    pg: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> => Either.right("pg"),
+    mysql: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> => Either.right("mysql"),
+    sqlite: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> => Either.right("sqlite"),
+    orElse: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> =>
       Either.left(
-        new SqlStoreError({
+        new StoreError.StoreConfigError({
           reason: "UnsupportedDialect",
+          store: "SqlStore",
+          option: undefined,
           message: "SqlStore: the SqlClient's dialect is not supported (PostgreSQL, MySQL/MariaDB and SQLite are)"
         })
       )
@@ -191,7 +196,7 @@ const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, Sql
 export const ddl = (
   dialect: Dialect.Dialect,
   options?: Pick<Options, "table" | "schema">
-): Either.Either<ReadonlyArray<string>, SqlStoreError> =>
+): Either.Either<ReadonlyArray<string>, StoreError.StoreConfigError> =>
   Either.map(resolve(dialect, options), (r) => Dialect.statements(dialect, r.names).ddl)
 
 // ---------------------------------------------------------------------------------------------------------
@@ -435,7 +440,7 @@ const prepare = Effect.gen(function*() {
  */
 export const migrate = (
   options?: Pick<Options, "table" | "schema">
-): Effect.Effect<void, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
+): Effect.Effect<void, StoreError.StoreConfigError | StoreError.StoreError, SqlClient.SqlClient> =>
   Effect.flatMap(
     prepare,
     ({ dialect, sql }) =>
@@ -444,14 +449,14 @@ export const migrate = (
 
 /**
  * `make` builds the store on the provided `SqlClient`, after running the migration unless `migrate` is `false`.
- * It fails with `SqlStoreError` on a name that is not a plain identifier or an unsupported dialect, before any
+ * It fails with `StoreConfigError` on a name that is not a plain identifier or an unsupported dialect, before any
  * statement runs.
  *
  * @since 0.1.0
  */
 export const make = (
   options?: Options
-): Effect.Effect<Service, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
+): Effect.Effect<Service, StoreError.StoreConfigError | StoreError.StoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const { dialect, sql } = yield* prepare
     const resolved = yield* resolve(dialect, options)
@@ -474,7 +479,7 @@ export const layer = (
   options?: Options
 ): Layer.Layer<
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
-  SqlStoreError | StoreError.StoreError,
+  StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
 > => Layer.effectContext(Effect.map(make(options), SessionStore.expiredDeletionContext))
 
@@ -487,7 +492,7 @@ export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
-  ConfigError.ConfigError | SqlStoreError | StoreError.StoreError,
+  ConfigError.ConfigError | StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
 > =>
   Layer.effectContext(

@@ -4,8 +4,9 @@
  *
  * An unreachable server skips its suite loudly, except when `CI` is set: then it fails.
  */
-import { describe, it } from "@effect/vitest"
-import { Clock, Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Clock, Effect, Exit, Layer, Option } from "effect"
+import { StoreError } from "effect-sessions"
 import * as net from "node:net"
 
 export const env = {
@@ -86,3 +87,31 @@ export const shiftClock = (base: Clock.Clock, ms: number): Clock.Clock => {
     sleep: (duration) => base.sleep(duration)
   }
 }
+
+/**
+ * `assertRefused(effect, store, option)` checks that `effect` fails with a `StoreConfigError` of reason
+ * `InvalidOption` from `store`, naming `option` in its field and its message.
+ */
+export const assertRefused = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  store: string,
+  option: string
+): Effect.Effect<void, never, R> =>
+  Effect.map(Effect.exit(effect), (exit) => {
+    const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+    const label = `${store} ${option}: ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "succeeded"}`
+    assert.isTrue(Option.isSome(error) && StoreError.isStoreConfigError(error.value), label)
+    const refused = Option.getOrThrow(Option.filter(error as Option.Option<unknown>, StoreError.isStoreConfigError))
+    assert.strictEqual(refused.reason, "InvalidOption", label)
+    assert.strictEqual(refused.store, store, label)
+    assert.strictEqual(refused.option, option, label)
+    assert.include(refused.message, `${store}: `, label)
+    assert.include(refused.message, option, label)
+  })
+
+/** `assertLayerRefused(layer, store, option)` is `assertRefused` on building `layer`. */
+export const assertLayerRefused = <ROut, E, RIn>(
+  layer: Layer.Layer<ROut, E, RIn>,
+  store: string,
+  option: string
+): Effect.Effect<void, never, RIn> => assertRefused(Effect.scoped(Layer.build(layer)), store, option)

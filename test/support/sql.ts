@@ -397,7 +397,7 @@ export const sqlStoreSuite = (target: Target): void => {
           assert.isTrue(Exit.isFailure(exit), table)
           const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
           assert.isTrue(
-            Option.isSome(error) && error.value._tag === "SqlStoreError" && error.value.reason === "InvalidOption"
+            Option.isSome(error) && error.value._tag === "StoreConfigError" && error.value.reason === "InvalidOption"
           )
         }
         const badSchema = yield* Effect.exit(storeOn(client, "ok_name", { schema: `public; DROP TABLE ${victim}` }))
