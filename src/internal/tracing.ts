@@ -31,7 +31,7 @@ export const withAppSpan = <A, E, R>(
   name: string,
   options: Tracer.SpanOptions
 ): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.tracer, (tracer) => (tracer === builtInTracer ? self : Effect.withSpan(self, name, options)))
+  Effect.tracerWith((tracer) => (tracer === builtInTracer ? self : Effect.withSpan(self, name, options)))
 
 /**
  * `spanIfTraced(fiber, self, name, options)` wraps `self` in a span only when the fiber runs under an app's
@@ -47,8 +47,8 @@ export const spanIfTraced = <A, E, R>(
 ): Effect.Effect<A, E, R> => (fiber.currentTracer === builtInTracer ? self : Effect.withSpan(self, name, options))
 
 /**
- * `withClockAndSpan(body, name, options)` reads the fiber's `Clock` and tracer in one step: it runs
- * `body(now)`, in a span only when the app has installed a tracer (and `spans` is on).
+ * `withClockAndSpan(body, name, options)` runs `body(now)` with the time of the fiber's `Clock`, in a span
+ * only when the app has installed a tracer (and `spans` is on).
  *
  * @internal
  */
@@ -58,7 +58,14 @@ export const withClockAndSpan = <A, E, R>(
   name: string,
   options: Tracer.SpanOptions
 ): Effect.Effect<A, E, R> =>
-  Effect.withFiberRuntime((fiber) => {
-    const self = body(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
-    return spans ? spanIfTraced(fiber, self, name, options) : self
-  })
+  spans
+    // One runtime step reads the Clock and the tracer; `Effect.clockWith` then `Effect.tracerWith` take two.
+    ? Effect.withFiberRuntime((fiber) =>
+      spanIfTraced(
+        fiber,
+        body(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()),
+        name,
+        options
+      )
+    )
+    : Effect.clockWith((clock) => body(clock.unsafeCurrentTimeMillis()))
