@@ -1,13 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Effect, Exit, Option, TestClock } from "effect"
 import type { StoreError } from "effect-sessions"
-import { LruStore, SessionData, SessionId, SessionStore, SessionToken } from "effect-sessions"
+import { LruStore, SessionData, SessionStore } from "effect-sessions"
 import { runContractSuite } from "effect-sessions/testing"
-import { assertRefused } from "./support/services.js"
+import { assertRefused, freshId } from "./support/services.js"
 
 runContractSuite("LruStore contract", LruStore.layer())
-
-const freshId = () => SessionId.fromToken(SessionToken.unsafeGenerate())
 
 const newRecord = (now: number, data: SessionData.SessionData = SessionData.fromEntries([["n", 1]]), ttl = 60_000) => ({
   id: freshId(),

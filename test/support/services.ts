@@ -5,9 +5,11 @@
  * An unreachable server skips its suite loudly, except when `CI` is set: then it fails.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Effect, Exit, Layer, Option } from "effect"
-import { StoreError } from "effect-sessions"
+import type { Clock } from "effect"
+import { Cause, Effect, Exit, Layer, Option } from "effect"
+import { SessionId, SessionToken, StoreError } from "effect-sessions"
 import * as net from "node:net"
+import { shiftedClock } from "../../src/internal/contractClock.js"
 
 export const env = {
   pgHost: process.env.PGHOST ?? "127.0.0.1",
@@ -75,18 +77,10 @@ export const describeService = async (
   describeRequirement(name, await probeTcp(host, port), `server at ${host}:${port} is unreachable`, body)
 
 /** `shiftClock(base, ms)` is `base` moved `ms` ahead (behind, for a negative `ms`); it sleeps on `base`. */
-export const shiftClock = (base: Clock.Clock, ms: number): Clock.Clock => {
-  const millis = () => base.unsafeCurrentTimeMillis() + ms
-  const nanos = () => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n
-  return {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: millis,
-    currentTimeMillis: Effect.sync(millis),
-    unsafeCurrentTimeNanos: nanos,
-    currentTimeNanos: Effect.sync(nanos),
-    sleep: (duration) => base.sleep(duration)
-  }
-}
+export const shiftClock = (base: Clock.Clock, ms: number): Clock.Clock => shiftedClock(base, () => ms)
+
+/** `freshId()` is the id of a new random token. */
+export const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
 
 /**
  * `assertRefused(effect, store, option)` checks that `effect` fails with a `StoreConfigError` of reason
