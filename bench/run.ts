@@ -157,21 +157,56 @@ if (levels.has("store")) {
   }
 }
 
+/**
+ * The HTTP variants run in BENCH_HTTP_ROUNDS interleaved rounds (default 3), each round in a rotated order,
+ * so that no variant always runs first or last; a row reports the median round (by server CPU per request)
+ * and every round's figures.
+ */
+const httpRounds = Math.max(1, Number(env("BENCH_HTTP_ROUNDS") ?? 3))
+const httpRuns: Map<string, Array<HttpRow>> = new Map()
+
 if (levels.has("http")) {
+  const pairs: Array<{ readonly v: Variant; readonly route: "count" | "read" }> = []
   for (const route of ["count", "read"] as const) {
     for (const v of variants) {
-      if (!v.routes.includes(route) || !selected(v.name)) continue
+      if (v.routes.includes(route) && selected(v.name)) pairs.push({ v, route })
+    }
+  }
+  for (let round = 0; round < httpRounds; round++) {
+    const shift = pairs.length === 0 ? 0 : (round * Math.max(1, Math.floor(pairs.length / httpRounds))) % pairs.length
+    const order = [...pairs.slice(shift), ...pairs.slice(0, shift)]
+    for (const { route, v } of order) {
       steps.push({
         level: "http",
-        name: `${route === "count" ? "/count" : "/read "} ${v.name}`,
+        name: `round ${round + 1}/${httpRounds} ${route === "count" ? "/count" : "/read "} ${v.name}`,
         run: async () => {
           const r = await runHttp(v, route, { connections, seconds: httpSeconds, warmupSeconds })
-          http.push(r)
+          const key = `${route} ${v.id}`
+          httpRuns.set(key, [...(httpRuns.get(key) ?? []), r])
           const writes = r.storeWrites !== undefined ? `, ${fmt(r.storeWrites)} store writes` : ""
-          return `${fmt(r.requestsPerSec)} req/s, p99 ${r.p99Ms} ms${writes}${r.valid ? "" : `, VOID: ${r.voidReason}`}`
+          return `${fmt(r.requestsPerSec)} req/s, ${
+            fmt(r.serverCpuMicrosPerRequest)
+          } µs server CPU/req, p99 ${r.p99Ms} ms${writes}${r.valid ? "" : `, VOID: ${r.voidReason}`}`
         }
       })
     }
+  }
+}
+
+/** The row of a variant: its median round by server CPU per request, with every round's figures. */
+const medianRow = (runs: ReadonlyArray<HttpRow>): HttpRow => {
+  const sorted = [...runs].sort((a, b) => a.serverCpuMicrosPerRequest - b.serverCpuMicrosPerRequest)
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)]
+  const rps = runs.map((r) => r.requestsPerSec).sort((a, b) => a - b)
+  return {
+    ...middle,
+    requestsPerSec: rps[Math.floor((rps.length - 1) / 2)],
+    valid: runs.every((r) => r.valid),
+    voidReason: runs.find((r) => !r.valid)?.voidReason,
+    rounds: runs.map((r) => ({
+      requestsPerSec: r.requestsPerSec,
+      serverCpuMicrosPerRequest: r.serverCpuMicrosPerRequest
+    }))
   }
 }
 
@@ -239,6 +274,22 @@ const storeTarget = (name: string, first: number | undefined, more: ReadonlyArra
   return { name, value, goal: `>= ${goal.toFixed(2)}`, met: median >= goal }
 }
 
+/** The session layer's own server CPU per `/count` (with MemoryStore, minus the same framework without sessions), against express-session's. */
+const sessionLayerCpu = (
+  ours: HttpRow | undefined,
+  bare: HttpRow | undefined,
+  peer: HttpRow | undefined,
+  peerBare: HttpRow | undefined
+): Target => {
+  const name = "session layer server CPU per /count: effect-sessions vs express-session (MemoryStore)"
+  if (ours === undefined || bare === undefined || peer === undefined || peerBare === undefined) {
+    return { name, value: "not measured", goal: "below express-session's", met: null }
+  }
+  const own = ours.serverCpuMicrosPerRequest - bare.serverCpuMicrosPerRequest
+  const theirs = peer.serverCpuMicrosPerRequest - peerBare.serverCpuMicrosPerRequest
+  return { name, value: `${fmt(own)} vs ${fmt(theirs)} µs/req`, goal: "below express-session's", met: own < theirs }
+}
+
 const targets = (): Array<Target> => {
   const out: Array<Target> = []
   if (store.length > 0) {
@@ -266,6 +317,27 @@ const targets = (): Array<Target> => {
   )
   out.push(
     ratioTarget("Effect + SqlStore(Postgres) / Effect without sessions", httpRow("count", "effect-pg"), none, 0.35)
+  )
+  out.push(
+    sessionLayerCpu(
+      httpRow("count", "effect-memory"),
+      none,
+      httpRow("count", "express-memory"),
+      httpRow("count", "express-none")
+    )
+  )
+  const read = httpRow("read", "effect-memory")
+  out.push(
+    read === undefined || none === undefined
+      ? { name: "/read server CPU / no-session app", value: "not measured", goal: "<= 1.30", met: null }
+      : {
+        name: "/read server CPU / no-session app (MemoryStore)",
+        value: `${(read.serverCpuMicrosPerRequest / none.serverCpuMicrosPerRequest).toFixed(2)} (${
+          fmt(read.serverCpuMicrosPerRequest)
+        } / ${fmt(none.serverCpuMicrosPerRequest)} µs)`,
+        goal: "<= 1.30",
+        met: read.serverCpuMicrosPerRequest / none.serverCpuMicrosPerRequest <= 1.3
+      }
   )
   for (const id of ["effect-memory", "effect-redis", "effect-pg", "effect-caching"]) {
     const r = httpRow("read", id)
@@ -342,6 +414,11 @@ const table = (results: Results): string => {
         String(r.p99Ms),
         [
           `server CPU ${fmt(r.serverCpuMicrosPerRequest)} µs/req`,
+          r.rounds !== undefined && r.rounds.length > 1
+            ? `rounds ${
+              r.rounds.map((x) => `${fmt(x.requestsPerSec)} req/s ${fmt(x.serverCpuMicrosPerRequest)} µs`).join(" | ")
+            }`
+            : "",
           r.valid ? (r.store === "none" ? "" : "counters ok") : `VOID: ${r.voidReason}`,
           r.storeWrites !== undefined ? `${fmt(r.storeWrites)} writes / ${fmt(r.requests)} req` : ""
         ].filter((s) => s !== "").join("; ")
@@ -409,6 +486,8 @@ for (const [i, step] of steps.entries()) {
     console.log(`${prefix.padEnd(70, " ")} FAILED: ${reason}`)
   }
 }
+
+for (const runs of httpRuns.values()) http.push(medianRow(runs))
 
 const backendOrder = ["memory", "redis", "postgres", "mariadb", "sqlite"]
 const kindOrder = ["raw", "ours", "peer", "baseline"]

@@ -20,6 +20,7 @@
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import * as Schema from "effect/Schema"
 
 /**
  * The expiry of a session.
@@ -125,3 +126,70 @@ export const expiresAt = (
  */
 export const maxAgeSeconds = (expiry: Expiry, expiresAtMillis: number, now: number): number | undefined =>
   expiry._tag === "OnSessionEnd" ? undefined : Math.max(0, Math.floor((expiresAtMillis - now) / 1000))
+
+/**
+ * The stored form of an expiry: `{ _tag: "OnSessionEnd" }`, `{ _tag: "OnInactivity", duration }` (whole
+ * milliseconds) or `{ _tag: "AtDateTime", at }` (epoch milliseconds).
+ *
+ * @since 0.2.0
+ */
+export const ExpiryJson = Schema.Union(
+  Schema.Struct({ _tag: Schema.Literal("OnSessionEnd") }),
+  Schema.Struct({ _tag: Schema.Literal("OnInactivity"), duration: Schema.NonNegativeInt }),
+  Schema.Struct({ _tag: Schema.Literal("AtDateTime"), at: Schema.Int })
+)
+
+/**
+ * `ExpiryFromJson` decodes the stored form into an `Expiry` and encodes an `Expiry` into it.
+ *
+ * @since 0.2.0
+ */
+export const ExpiryFromJson: Schema.Schema<Expiry, typeof ExpiryJson.Encoded> = Schema.transform(
+  ExpiryJson,
+  Schema.declare((u: unknown): u is Expiry =>
+    typeof u === "object" && u !== null && "_tag" in u &&
+    (u._tag === "OnSessionEnd" || u._tag === "OnInactivity" || u._tag === "AtDateTime")
+  ),
+  {
+    strict: true,
+    decode: (json): Expiry => {
+      switch (json._tag) {
+        case "OnSessionEnd":
+          return OnSessionEnd
+        case "OnInactivity":
+          return OnInactivity(Duration.millis(json.duration))
+        case "AtDateTime":
+          return AtDateTime(json.at)
+      }
+    },
+    encode: (expiry) => {
+      switch (expiry._tag) {
+        case "OnSessionEnd":
+          return { _tag: "OnSessionEnd" as const }
+        case "OnInactivity":
+          return {
+            _tag: "OnInactivity" as const,
+            duration: Math.max(0, Math.floor(Duration.toMillis(expiry.duration)))
+          }
+        case "AtDateTime":
+          return { _tag: "AtDateTime" as const, at: Math.floor(expiry.at) }
+      }
+    }
+  }
+)
+
+/**
+ * `equals` is true when two expiries end a session the same way.
+ *
+ * @since 0.2.0
+ */
+export const equals = (a: Expiry, b: Expiry): boolean => {
+  switch (a._tag) {
+    case "OnSessionEnd":
+      return b._tag === "OnSessionEnd"
+    case "OnInactivity":
+      return b._tag === "OnInactivity" && Duration.toMillis(a.duration) === Duration.toMillis(b.duration)
+    case "AtDateTime":
+      return b._tag === "AtDateTime" && Math.floor(a.at) === Math.floor(b.at)
+  }
+}

@@ -39,7 +39,7 @@ import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Expiry from "./Expiry.js"
+import * as Expiry from "./Expiry.js"
 import type * as SessionData from "./SessionData.js"
 import type { SessionId } from "./SessionId.js"
 
@@ -101,6 +101,27 @@ export const sessionError = (reason: SessionErrorReason, cause?: unknown): Sessi
 export const META_KEY = "effect-sessions:meta"
 
 /**
+ * The library's metadata, as stored under `META_KEY`: when the session was created, the expiry it set for
+ * itself with `setExpiry`, and, on the record a `cycleId` moved away from, when it moved (such a record holds
+ * no data; it keeps requests still carrying the old token from undoing the login until it expires, after the
+ * grace window). Unknown fields are ignored; a malformed value reads as no metadata.
+ *
+ * @since 0.2.0
+ */
+export const Metadata = Schema.Struct({
+  createdAt: Schema.optional(Schema.NonNegativeInt),
+  expiry: Schema.optional(Expiry.ExpiryFromJson),
+  movedAt: Schema.optional(Schema.NonNegativeInt)
+})
+
+/**
+ * The decoded metadata (see `Metadata`).
+ *
+ * @since 0.2.0
+ */
+export type Metadata = Schema.Schema.Type<typeof Metadata>
+
+/**
  * The per-request session.
  *
  * @since 0.1.0
@@ -128,7 +149,11 @@ export interface Service {
   readonly clear: Effect.Effect<void, SessionError>
   /** `flush` ends the session: the record is deleted and a removal cookie sent. Keys inserted afterwards start a new session. */
   readonly flush: Effect.Effect<void, SessionError>
-  /** `cycleId` gives the session a new token (fixation defence, e.g. on login): data kept, the old token refused from then on. */
+  /**
+   * `cycleId` moves the session to a new token (fixation defence, e.g. on login): a compare-and-set on the record
+   * loaded, so a logout or a change that landed first is never undone. Data kept (the CSRF secret dropped unless
+   * `rotateCsrfOnCycle: false`); the old token reaches nothing from then on and, for the grace window, gets no cookie.
+   */
   readonly cycleId: Effect.Effect<void, SessionError>
   /** `setExpiry` sets this session's own expiry (persisted with it); the configured absolute lifetime still caps it. */
   readonly setExpiry: (expiry: Expiry.Expiry) => Effect.Effect<void, SessionError>

@@ -52,11 +52,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CookieSigner from "./CookieSigner.js"
 import * as Expiry from "./Expiry.js"
 import * as internalCookie from "./internal/cookie.js"
+import * as Plan from "./internal/plan.js"
 import * as internal from "./internal/session.js"
 import { TaggedError } from "./internal/taggedError.js"
 import { Session, SessionError } from "./Session.js"
@@ -116,6 +118,17 @@ export interface Options {
   readonly absoluteLifetime?: Duration.DurationInput | undefined
   /** How long a commit keeps merging after `Conflict`s before the request fails as a store error. Default 2 seconds. */
   readonly mergeDeadline?: Duration.DurationInput | undefined
+  /**
+   * After `Session.cycleId` moves a session to a new token, how long a request still carrying the old token is
+   * told nothing: it gets no removal cookie (which could undo the login's new cookie), no data and no new token,
+   * and writes nothing. Afterwards the old token is simply unknown. Default 10 seconds.
+   */
+  readonly cycleGrace?: Duration.DurationInput | undefined
+  /**
+   * `Session.cycleId` drops the session's CSRF secret, so the next `Csrf.token` draws a new one (OWASP advises a
+   * new token at login). Default `true`; `false` keeps the secret across the move.
+   */
+  readonly rotateCsrfOnCycle?: boolean | undefined
   /** Cap on a session's encoded JSON in UTF-8 bytes, checked before the store is called. Default: the store's own cap (64 KiB). */
   readonly maxDataBytes?: number | undefined
   /**
@@ -155,6 +168,7 @@ export interface Service {
 export class SessionMiddleware extends Context.Tag("effect-sessions/SessionMiddleware")<SessionMiddleware, Service>() {}
 
 const DEFAULT_MERGE_DEADLINE = Duration.seconds(2)
+const DEFAULT_CYCLE_GRACE = Duration.seconds(10)
 
 const positiveMillis = (
   name: string,
@@ -188,7 +202,8 @@ const checkExpiry = (expiry: Expiry.Expiry): string | undefined => {
 const resolveConfig = (
   options: Options | undefined,
   store: SessionStoreModule.Service,
-  contextSigner: Option.Option<CookieSigner.Signer>
+  contextSigner: Option.Option<CookieSigner.Signer>,
+  decide: typeof Plan.decide
 ): Either.Either<internal.Config, SessionConfigError> =>
   Either.gen(function*() {
     const fail = (message: string) => Either.left(new SessionConfigError({ message }))
@@ -201,7 +216,8 @@ const resolveConfig = (
       sessionEndLifetime: positiveMillis("sessionEndLifetime", options?.sessionEndLifetime, false),
       refreshAfter: positiveMillis("refreshAfter", options?.refreshAfter, true),
       absoluteLifetime: positiveMillis("absoluteLifetime", options?.absoluteLifetime, false),
-      mergeDeadline: positiveMillis("mergeDeadline", options?.mergeDeadline, true)
+      mergeDeadline: positiveMillis("mergeDeadline", options?.mergeDeadline, true),
+      cycleGrace: positiveMillis("cycleGrace", options?.cycleGrace, true)
     }
     for (const d of Object.values(durations)) if (Either.isLeft(d)) return yield* fail(d.left)
     const get = (e: Either.Either<number | undefined, string>) => (Either.isRight(e) ? e.right : undefined)
@@ -209,6 +225,8 @@ const resolveConfig = (
     if (maxDataBytes !== undefined && !(Number.isSafeInteger(maxDataBytes) && maxDataBytes > 0)) {
       return yield* fail("session maxDataBytes must be a positive integer")
     }
+    const rotateCsrfOnCycle = options?.rotateCsrfOnCycle ?? true
+    if (typeof rotateCsrfOnCycle !== "boolean") return yield* fail("session rotateCsrfOnCycle must be a boolean")
     return {
       store,
       cookie: cookie.right,
@@ -218,35 +236,53 @@ const resolveConfig = (
       refreshAfterMs: get(durations.refreshAfter),
       absoluteLifetimeMs: get(durations.absoluteLifetime),
       mergeDeadlineMs: get(durations.mergeDeadline) ?? Duration.toMillis(DEFAULT_MERGE_DEADLINE),
+      cycleGraceMs: get(durations.cycleGrace) ?? Duration.toMillis(DEFAULT_CYCLE_GRACE),
+      rotateCsrfOnCycle,
       maxDataBytes,
-      locks: new internal.CommitLocks()
+      locks: new internal.CommitLocks(),
+      decide
     }
   })
 
+const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> => {
+  const value = request.cookies[name]
+  return value === undefined ? [] : [value]
+}
+
 const fromConfig = (config: internal.Config): Service => {
   const cookieName = config.cookie.name
-  const session = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
-    const state = new internal.RequestSession(config, request.cookies[cookieName])
-    return state
-  })
+  const session = Effect.map(
+    HttpServerRequest.HttpServerRequest,
+    (request) => new internal.RequestSession(config, cookieValues(request, cookieName))
+  )
   return {
     apply: <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session>> =>
       Effect.withFiberRuntime((fiber) => {
-        // `Effect.provideService` costs an acquire-use-release per request; setting the context and
-        // putting the old one back when `app` ends does the same in a few operations.
+        // Registering the commit and providing `Session` take one update of the fiber's refs, and the context is
+        // put back when `app` ends: what `appendPreResponseHandler` and `Effect.provideService` do, in fewer
+        // operations per request.
         const context = fiber.currentContext
         const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-        const state = new internal.RequestSession(config, request.cookies[cookieName])
+        const state = new internal.RequestSession(config, cookieValues(request, cookieName))
+        const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
+        const handlers = Option.some<HttpApp.PreResponseHandler>(
+          previous._tag === "None"
+            ? state.onResponse
+            : (req, response) => Effect.flatMap(previous.value(req, response), (r) => state.onResponse(req, r))
+        )
+        const provided = Context.add(context, Session, state) as Context.Context<never>
         const restore = FiberRef.set(FiberRef.currentContext, context)
         return Effect.zipRight(
-          HttpApp.appendPreResponseHandler(state.onResponse),
-          Effect.zipRight(
-            FiberRef.set(FiberRef.currentContext, Context.add(context, Session, state) as Context.Context<never>),
-            Effect.matchCauseEffect(app as HttpApp.Default<E, Exclude<R, Session>>, {
-              onSuccess: (response) => Effect.as(restore, response),
-              onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
-            })
-          )
+          Effect.updateFiberRefs((fiberId, refs) =>
+            FiberRefs.updateAs(
+              FiberRefs.updateAs(refs, { fiberId, fiberRef: HttpApp.currentPreResponseHandlers, value: handlers }),
+              { fiberId, fiberRef: FiberRef.currentContext, value: provided }
+            )
+          ),
+          Effect.matchCauseEffect(app as HttpApp.Default<E, Exclude<R, Session>>, {
+            onSuccess: (response) => Effect.as(restore, response),
+            onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
+          })
         )
       }),
     session: Effect.tap(session, (state) => HttpApp.appendPreResponseHandler(state.onResponse))
@@ -261,8 +297,8 @@ const fromConfig = (config: internal.Config): Service => {
  */
 export const make = (options?: Options): Effect.Effect<Service, SessionConfigError, SessionStore> =>
   Effect.flatMap(
-    Effect.zip(SessionStore, Effect.serviceOption(CookieSigner.CookieSigner)),
-    ([store, signer]) => Effect.map(resolveConfig(options, store, signer), fromConfig)
+    Effect.all([SessionStore, Effect.serviceOption(CookieSigner.CookieSigner), Plan.Decide]),
+    ([store, signer, decide]) => Effect.map(resolveConfig(options, store, signer, decide), fromConfig)
   )
 
 /**

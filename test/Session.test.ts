@@ -319,11 +319,37 @@ describe("Session", () => {
         assert.notStrictEqual(after, before)
         assert.strictEqual((yield* client.get("/user")).body, "ada")
         assert.strictEqual((yield* client.get("/read")).body, "1")
-        assert.isTrue(Option.isNone(yield* loadByToken(store, before)))
+        // the old token reaches only the move's tombstone: no data, gone at the end of the grace window
+        const tombstone = Option.getOrThrow(yield* loadByToken(store, before))
+        assert.deepStrictEqual(Object.keys(tombstone.data), [Session.META_KEY])
+        assert.isAtMost(tombstone.expiresAt, Date.now() + 10_000)
       })))
 
-  it.live("cycleId: the old token is refused over HTTP (no data, and a write gets a fresh token)", () =>
-    withServer(undefined, ({ client, url }) =>
+  it.live("cycleId: inside the grace window the old token reaches nothing, writes nothing and gets no cookie", () =>
+    withServer(undefined, ({ client, probe, url }) =>
+      Effect.gen(function*() {
+        const before = tokenOf(yield* client.get("/count"))
+        const after = tokenOf(yield* client.post("/login?name=ada"))
+        const attacker = makeClient(url)
+        attacker.jar.set(COOKIE, before)
+        const read = yield* attacker.get("/user")
+        assert.strictEqual(read.body, "anonymous")
+        assert.strictEqual(read.setCookies.length, 0)
+        probe.reset()
+        const write = yield* attacker.get("/count")
+        assert.strictEqual(write.body, "1")
+        assert.strictEqual(write.setCookies.length, 0)
+        assert.deepStrictEqual(probe.counts, { create: 0, save: 0, load: 1, delete: 0 })
+        const logout = yield* attacker.post("/logout")
+        assert.strictEqual(logout.setCookies.length, 0)
+        // the login's session is untouched
+        client.jar.set(COOKIE, after)
+        assert.strictEqual((yield* client.get("/user")).body, "ada")
+        assert.strictEqual((yield* client.get("/read")).body, "1")
+      })))
+
+  it.live("cycleId: after the grace window the old token is unknown, and a write gets a fresh token", () =>
+    withServer({ cycleGrace: 0 }, ({ client, url }) =>
       Effect.gen(function*() {
         const before = tokenOf(yield* client.get("/count"))
         yield* client.post("/login?name=ada")
@@ -333,6 +359,7 @@ describe("Session", () => {
         const write = yield* attacker.get("/count")
         assert.strictEqual(write.body, "1")
         assert.notStrictEqual(tokenOf(write), before)
+        assert.strictEqual((yield* client.get("/user")).body, "ada")
       })))
 
   it.live("flush: the record deleted, a removal cookie sent", () =>
@@ -469,7 +496,7 @@ describe("Session", () => {
         const digest = SessionId.fromToken(token as SessionToken.SessionToken)
         logs.length = 0
         probe.fail("save", "Unavailable")
-        const commitFails = yield* client.post("/secret")
+        const commitFails = yield* client.get("/count")
         assert.strictEqual(commitFails.status, 500)
         assert.strictEqual(commitFails.body, "")
         assert.strictEqual(commitFails.setCookies.length, 0)

@@ -35,7 +35,7 @@ import type { Server, StoreName, Variant } from "./variants.js"
 
 const Counter = Session.key("n", Schema.Number)
 
-const sessionRouter = HttpRouter.empty.pipe(
+export const sessionRouter = HttpRouter.empty.pipe(
   HttpRouter.get(
     "/count",
     Effect.gen(function*() {
@@ -51,7 +51,7 @@ const sessionRouter = HttpRouter.empty.pipe(
   HttpRouter.use(SessionMiddleware.middleware)
 )
 
-const plainRouter = () => {
+export const plainRouter = () => {
   let n = 0
   return HttpRouter.empty.pipe(
     HttpRouter.get("/count", Effect.sync(() => HttpServerResponse.text(String(++n)))),

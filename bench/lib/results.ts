@@ -49,6 +49,10 @@ export interface HttpRow {
    * a request on the server, less sensitive than req/s to what else the machine is running.
    */
   readonly serverCpuMicrosPerRequest: number
+  /** Every round of an interleaved run (the row itself is the median round). */
+  readonly rounds?:
+    | ReadonlyArray<{ readonly requestsPerSec: number; readonly serverCpuMicrosPerRequest: number }>
+    | undefined
 }
 
 export interface MemoryRow {

@@ -1,115 +1,46 @@
 /**
- * The per-request session: lazy load, change set, commit with merge, cookie decision.
+ * The per-request session: the incoming token, the lazy load, the change set, and the pre-response handler.
+ * It holds state and runs plans; what a commit does is decided by `plan.decide` and carried out by
+ * `commit.run`.
  *
- * One `RequestSession` is made per request by the middleware. All of its mutable state is touched only
- * between yields (JavaScript runs one fiber step at a time), so concurrent fibers of one request see one
- * session without locks; the one load is shared through a `Deferred`, commits are serialised by a mutex.
+ * One `RequestSession` is made per request by the middleware. Its mutable state is touched only between
+ * yields (JavaScript runs one fiber step at a time), so concurrent fibers of one request see one session
+ * without locks; the one load is shared through a `Deferred`, commits are serialised by a mutex.
  *
  * @internal
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type { Signer } from "../CookieSigner.js"
-import * as Expiry from "../Expiry.js"
+import type * as Expiry from "../Expiry.js"
 import { META_KEY, type Service as SessionService, type SessionError, sessionError } from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import * as SessionId from "../SessionId.js"
-import type * as SessionRecord from "../SessionRecord.js"
-import type * as SessionStore from "../SessionStore.js"
 import * as SessionToken from "../SessionToken.js"
-import * as StoreError from "../StoreError.js"
+import type * as StoreError from "../StoreError.js"
+import * as Commit from "./commit.js"
 import * as Cookie from "./cookie.js"
 import { Mutex } from "./mutex.js"
+import * as Plan from "./plan.js"
+
+export { CommitLocks } from "./commitLocks.js"
 
 /** The resolved configuration shared by every request. */
-export interface Config {
-  readonly store: SessionStore.Service
+export interface Config extends Commit.Runner {
   readonly cookie: Cookie.ResolvedCookie
   readonly signer: Signer | undefined
-  readonly expiry: Expiry.Expiry
-  readonly sessionEndLifetimeMs: number
-  /** `undefined`: half the sliding lifetime. */
-  readonly refreshAfterMs: number | undefined
-  readonly absoluteLifetimeMs: number | undefined
-  readonly mergeDeadlineMs: number
-  /** `undefined`: the store's own cap applies. */
-  readonly maxDataBytes: number | undefined
-  /** Per-session commit locks of this middleware instance. */
-  readonly locks: CommitLocks
-}
-
-interface LockEntry {
-  readonly mutex: Mutex
-  /** The last record a commit under this lock saved, while others wait: their base when it is newer. */
-  latest: SessionRecord.SessionRecord | undefined
-}
-
-/**
- * Commits of one session inside one process take turns, and each starts from the record the previous one
- * saved: concurrent requests of one browser then merge without a single `Conflict`. Across processes the
- * store's compare-and-set and the reload-and-retry loop do the work. An entry lives only while a commit of
- * its session is running or waiting: it goes when its mutex is released with nobody waiting.
- */
-export class CommitLocks {
-  private readonly entries = new Map<SessionId.SessionId, LockEntry>()
-
-  /** `with(id, f)` runs `f` holding the lock of session `id`; `waited` tells whether it had to wait for it. */
-  with<A, E>(
-    id: SessionId.SessionId,
-    f: (entry: LockEntry, waited: boolean) => Effect.Effect<A, E>
-  ): Effect.Effect<A, E> {
-    let entry: LockEntry | undefined
-    return Mutex.withLockOf(() => {
-      entry = this.entries.get(id)
-      if (entry === undefined) {
-        const created: LockEntry = {
-          mutex: new Mutex(() => {
-            if (this.entries.get(id) === created) this.entries.delete(id)
-          }),
-          latest: undefined
-        }
-        this.entries.set(id, created)
-        entry = created
-      }
-      return entry.mutex
-    }, (waited) => f(entry!, waited))
-  }
-
-  /** The number of sessions with a commit running or waiting (for tests). */
-  get size(): number {
-    return this.entries.size
-  }
 }
 
 /** Longest raw cookie value looked at; anything longer is no session (a signed token is far shorter). */
 const MAX_COOKIE_CHARS = 512
-/** Attempts at drawing a token that no live session holds. */
-const CREATE_ATTEMPTS = 8
-/** Base and cap of the jittered backoff between merge attempts. */
-const BACKOFF_BASE_MS = 5
-const BACKOFF_CAP_MS = 250
-
-type Change = { readonly op: "set"; readonly value: SessionData.JsonValue } | { readonly op: "remove" }
-const REMOVE: Change = { op: "remove" }
-
-interface Meta {
-  readonly createdAt: number | undefined
-  readonly expiry: Expiry.Expiry | undefined
-}
-
-const NO_META: Meta = { createdAt: undefined, expiry: undefined }
 
 type CookieAction =
   | { readonly _tag: "None" }
@@ -118,76 +49,11 @@ type CookieAction =
 
 const NONE: CookieAction = { _tag: "None" }
 const REMOVE_COOKIE: CookieAction = { _tag: "Remove" }
-
-interface Snapshot {
-  readonly changes: ReadonlyMap<string, Change>
-  readonly cleared: boolean
-  readonly clearGen: number
-  readonly expiryChange: Expiry.Expiry | undefined
-  readonly cycled: boolean
-}
+const ABSENT: Plan.Base = { _tag: "Absent" }
+const NO_CHANGES = new Map<string, Plan.Change>()
+const REMOVE: Plan.Change = { op: "remove" }
 
 const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k)
-
-const isNonNegInt = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 0
-
-const encodeExpiry = (e: Expiry.Expiry): SessionData.JsonValue => {
-  switch (e._tag) {
-    case "OnSessionEnd":
-      return { _tag: "OnSessionEnd" }
-    case "OnInactivity":
-      return { _tag: "OnInactivity", duration: Math.max(0, Math.floor(Duration.toMillis(e.duration))) }
-    case "AtDateTime":
-      return { _tag: "AtDateTime", at: Math.floor(e.at) }
-  }
-}
-
-const decodeExpiry = (u: unknown): Expiry.Expiry | undefined => {
-  if (typeof u !== "object" || u === null) return undefined
-  const o = u as Record<string, unknown>
-  switch (o._tag) {
-    case "OnSessionEnd":
-      return Expiry.OnSessionEnd
-    case "OnInactivity":
-      return isNonNegInt(o.duration) ? Expiry.OnInactivity(Duration.millis(o.duration)) : undefined
-    case "AtDateTime":
-      return typeof o.at === "number" && Number.isSafeInteger(o.at) ? Expiry.AtDateTime(o.at) : undefined
-    default:
-      return undefined
-  }
-}
-
-/** `readMeta` reads the library's metadata from stored data; anything malformed reads as absent. */
-export const readMeta = (data: SessionData.SessionData | undefined): Meta => {
-  if (data === undefined || !hasOwn(data, META_KEY)) return NO_META
-  const raw = data[META_KEY]
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return NO_META
-  const o = raw as Record<string, unknown>
-  return {
-    createdAt: isNonNegInt(o.createdAt) ? o.createdAt : undefined,
-    expiry: decodeExpiry(o.expiry)
-  }
-}
-
-const writeMeta = (meta: Meta): SessionData.JsonValue => {
-  const out: Record<string, SessionData.JsonValue> = Object.create(null)
-  if (meta.createdAt !== undefined) out.createdAt = meta.createdAt
-  if (meta.expiry !== undefined) out.expiry = encodeExpiry(meta.expiry)
-  return out
-}
-
-const hasUserKeys = (data: SessionData.SessionData): boolean => {
-  for (const k in data) {
-    if (k !== META_KEY) return true
-  }
-  return false
-}
-
-/** `withNow(f)` runs `f` with the current time of the fiber's `Clock`, in one operation (`Clock.currentTimeMillis` takes three). */
-const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.withFiberRuntime((fiber) =>
-    f(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
-  )
 
 const storeFailure = (e: StoreError.StoreError): SessionError => sessionError("Store", e)
 
@@ -195,16 +61,18 @@ const storeFailure = (e: StoreError.StoreError): SessionError => sessionError("S
 const schemaIssue = (key: string, what: "decode" | "encode") =>
   new Error(`session value under key ${JSON.stringify(key.slice(0, 64))} failed to ${what} with its schema`)
 
+const reserved = () => Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
+
+/** The change set this request's commit works on: the current one, copied only when it holds changes. */
+interface Snapshot extends Plan.ChangeSet {
+  readonly clearGen: number
+  readonly flushGen: number
+}
+
 /** The load in flight; `waiters` is made only when a second fiber waits for it. */
 interface Inflight {
   waiters: Deferred.Deferred<void, StoreError.StoreError> | undefined
 }
-
-type SaveOutcome =
-  | { readonly _tag: "Saved"; readonly record: SessionRecord.SessionRecord; readonly now: number }
-  | { readonly _tag: "Gone" }
-
-const GONE: SaveOutcome = { _tag: "Gone" }
 
 /**
  * The session of one request.
@@ -217,25 +85,25 @@ export class RequestSession implements SessionService {
   // load
   private phase: "idle" | "loading" | "loaded" = "idle"
   private inflight: Inflight | undefined = undefined
-  private epoch = 0
-  // the record this request works against, and the token that reaches it
-  private record: SessionRecord.SessionRecord | undefined = undefined
+  // what the token reaches, and the token that reaches it
+  private base: Plan.Base = ABSENT
   private token: SessionToken.SessionToken | undefined = undefined
   // change set
-  private changes = new Map<string, Change>()
+  private changes = new Map<string, Plan.Change>()
   private cleared = false
   private clearGen = 0
   private expiryChange: Expiry.Expiry | undefined = undefined
   private cycled = false
   private flushed = false
-  private flushId: SessionId.SessionId | undefined = undefined
+  private flushGen = 0
   // outcome
   private cookie: CookieAction = NONE
   private failed = false
   private finished = false
   private mutex: Mutex | undefined = undefined
 
-  constructor(readonly config: Config, readonly rawCookie: string | undefined) {}
+  /** `values`: the values of every cookie of the session's name, in header order. */
+  constructor(readonly config: Config, readonly values: ReadonlyArray<string>) {}
 
   // ---------------------------------------------------------------------------
   // incoming token and load
@@ -244,22 +112,24 @@ export class RequestSession implements SessionService {
   private resolveToken(): SessionToken.SessionToken | undefined {
     if (this.tokenResolved) return this.incomingToken
     this.tokenResolved = true
-    const raw = this.rawCookie
-    if (raw === undefined || raw.length === 0 || raw.length > MAX_COOKIE_CHARS) return undefined
-    let value = raw
     const signer = this.config.signer
-    if (signer !== undefined) {
+    for (const raw of this.values) {
+      if (raw.length === 0 || raw.length > MAX_COOKIE_CHARS) continue
+      if (signer === undefined) {
+        if (SessionToken.isSessionToken(raw)) return (this.incomingToken = raw)
+        continue
+      }
       const verified = signer.verify(this.config.cookie.name, raw)
-      if (Option.isNone(verified)) return undefined
-      value = verified.value.value
-      this.reissue = verified.value.reissue
+      if (Option.isSome(verified) && SessionToken.isSessionToken(verified.value.value)) {
+        this.reissue = verified.value.reissue
+        return (this.incomingToken = verified.value.value)
+      }
     }
-    if (!SessionToken.isSessionToken(value)) {
-      this.reissue = false
-      return undefined
-    }
-    this.incomingToken = value
-    return value
+    return undefined
+  }
+
+  private get incoming(): Plan.Incoming {
+    return { present: this.values.length > 0, reissue: this.reissue }
   }
 
   /** `load` loads the session once (shared by concurrent fibers); call it when the effect runs, not before. */
@@ -278,25 +148,20 @@ export class RequestSession implements SessionService {
     const flight: Inflight = { waiters: undefined }
     this.inflight = flight
     this.phase = "loading"
-    const epoch = this.epoch
     return Effect.uninterruptible(Effect.matchCauseEffect(this.config.store.load(SessionId.fromToken(token)), {
       onSuccess: (found) => {
-        if (this.epoch === epoch) {
-          if (Option.isSome(found)) {
-            this.record = found.value
-            this.token = token
-          }
-          this.phase = "loaded"
-          this.inflight = undefined
+        if (Option.isSome(found)) {
+          this.base = Plan.classify(found.value)
+          this.token = token
         }
+        this.phase = "loaded"
+        this.inflight = undefined
         if (flight.waiters !== undefined) Deferred.unsafeDone(flight.waiters, Exit.void)
         return Effect.void
       },
       onFailure: (cause) => {
-        if (this.epoch === epoch) {
-          this.phase = "idle"
-          this.inflight = undefined
-        }
+        this.phase = "idle"
+        this.inflight = undefined
         const exit = Exit.failCause(cause)
         if (flight.waiters !== undefined) Deferred.unsafeDone(flight.waiters, exit)
         return exit
@@ -322,45 +187,27 @@ export class RequestSession implements SessionService {
   // reading
   // ---------------------------------------------------------------------------
 
+  /** The stored data this request reads through (none once flushed, or for a moved session). */
+  private storedData(): SessionData.SessionData | undefined {
+    return this.flushed || this.cleared || this.base._tag !== "Live" ? undefined : this.base.record.data
+  }
+
   private lookup(key: string): SessionData.JsonValue | undefined {
     const change = this.changes.get(key)
     if (change !== undefined) return change.op === "set" ? change.value : undefined
-    if (this.cleared || this.record === undefined) return undefined
-    const data = this.record.data
-    return hasOwn(data, key) ? data[key] : undefined
+    const data = this.storedData()
+    return data !== undefined && hasOwn(data, key) ? data[key] : undefined
   }
 
-  private meta(): Meta {
-    const stored = readMeta(this.record?.data)
-    return this.expiryChange === undefined ? stored : { createdAt: stored.createdAt, expiry: this.expiryChange }
-  }
-
-  private expiryOf(meta: Meta): Expiry.Expiry {
-    return meta.expiry ?? this.config.expiry
-  }
-
-  private expiresAtOf(meta: Meta, now: number): number {
-    const absolute = this.config.absoluteLifetimeMs
-    return Expiry.expiresAt(this.expiryOf(meta), now, {
-      sessionEndLifetime: Duration.millis(this.config.sessionEndLifetimeMs),
-      absoluteDeadline: absolute === undefined ? undefined : (meta.createdAt ?? now) + absolute
-    })
-  }
-
-  /** The lifetime a sliding expiry slides by, or `undefined` for a fixed one. */
-  private slidingMs(expiry: Expiry.Expiry): number | undefined {
-    switch (expiry._tag) {
-      case "OnSessionEnd":
-        return this.config.sessionEndLifetimeMs
-      case "OnInactivity":
-        return Duration.toMillis(expiry.duration)
-      case "AtDateTime":
-        return undefined
-    }
+  private currentMeta(): { readonly expiry?: Expiry.Expiry | undefined } {
+    if (this.expiryChange !== undefined) return { expiry: this.expiryChange }
+    return this.base._tag === "Live" && !this.flushed ? this.base.meta : {}
   }
 
   get id(): Effect.Effect<Option.Option<SessionId.SessionId>, SessionError> {
-    return this.syncLoaded(() => (this.record === undefined ? Option.none() : Option.some(this.record.id)))
+    return this.syncLoaded(() =>
+      this.base._tag === "Live" && !this.flushed ? Option.some(this.base.record.id) : Option.none()
+    )
   }
 
   // The service's functions are made on first use (a request touches one or two of them), bound so
@@ -416,9 +263,8 @@ export class RequestSession implements SessionService {
 
   private currentKeys(): Array<string> {
     const out = new Set<string>()
-    if (!this.cleared && this.record !== undefined) {
-      for (const k of Object.keys(this.record.data)) if (k !== META_KEY) out.add(k)
-    }
+    const data = this.storedData()
+    if (data !== undefined) { for (const k of Object.keys(data)) if (k !== META_KEY) out.add(k) }
     for (const [k, c] of this.changes) {
       if (c.op === "set") out.add(k)
       else out.delete(k)
@@ -431,31 +277,33 @@ export class RequestSession implements SessionService {
   }
 
   get expiry(): Effect.Effect<Expiry.Expiry, SessionError> {
-    return this.syncLoaded(() => this.expiryOf(this.meta()))
+    return this.syncLoaded(() => this.currentMeta().expiry ?? this.config.expiry)
   }
 
+  /** The instant the session ends if this request is its last: what the commit would store, decided by the plan. */
   get expiresAt(): Effect.Effect<number, SessionError> {
     return this.whenLoaded(() =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const record = this.record
-        const meta = this.meta()
-        if (record === undefined || this.isDirty()) return this.expiresAtOf(meta, now)
-        const sliding = this.slidingMs(this.expiryOf(meta))
-        if (sliding === undefined) return record.expiresAt
-        const next = this.expiresAtOf(meta, now)
-        return record.expiresAt - now < this.refreshAfterMs(sliding) && next > record.expiresAt
-          ? next
-          : record.expiresAt
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const plan = this.config.decide(this.base, this.snapshot(), now, this.config, this.incoming)
+        const write = plan.write
+        switch (write._tag) {
+          case "Create":
+          case "Move":
+            return Effect.succeed(write.expiresAt)
+          case "Save":
+            return Effect.succeed(write.record.expiresAt)
+          case "End":
+            return Effect.succeed(now)
+          case "None":
+            return Effect.succeed(
+              this.base._tag === "Live" && plan.end === undefined
+                ? this.base.record.expiresAt
+                : Plan.expiresAt({ createdAt: now, expiry: this.expiryChange }, now, this.config)
+            )
+        }
       })
     )
-  }
-
-  private refreshAfterMs(slidingMs: number): number {
-    return this.config.refreshAfterMs ?? slidingMs / 2
-  }
-
-  private isDirty(): boolean {
-    return this.changes.size > 0 || this.cleared || this.expiryChange !== undefined || this.cycled
   }
 
   // ---------------------------------------------------------------------------
@@ -467,7 +315,7 @@ export class RequestSession implements SessionService {
     value: unknown,
     schema: Schema.Schema<unknown, unknown, never> | undefined
   ): Effect.Effect<void, SessionError> {
-    if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
+    if (key === META_KEY) return reserved()
     return Effect.suspend(() => {
       if (schema === undefined) return this.setValue(key, value)
       // Synchronously when the schema allows; the effectful encoder (asynchronous schemas) otherwise.
@@ -484,18 +332,14 @@ export class RequestSession implements SessionService {
   private setValue(key: string, json: unknown): Effect.Effect<void, SessionError> {
     const rule = SessionData.validate({ [key]: json })
     if (rule !== undefined) return Effect.fail(sessionError("Encode", new Error(rule)))
-    const change: Change = { op: "set", value: json as SessionData.JsonValue }
-    if (this.phase === "loaded") {
-      this.changes.set(key, change)
-      return Effect.void
-    }
-    return Effect.map(this.loaded(), () => {
+    const change: Plan.Change = { op: "set", value: json as SessionData.JsonValue }
+    return this.syncLoaded(() => {
       this.changes.set(key, change)
     })
   }
 
   private removeKey(key: string): Effect.Effect<void, SessionError> {
-    if (key === META_KEY) return Effect.fail(sessionError("Encode", new Error("the session key is reserved")))
+    if (key === META_KEY) return reserved()
     return this.syncLoaded(() => {
       this.changes.set(key, REMOVE)
     })
@@ -503,22 +347,22 @@ export class RequestSession implements SessionService {
 
   get clear(): Effect.Effect<void, SessionError> {
     return this.syncLoaded(() => {
-      this.changes.clear()
+      this.changes = new Map()
       this.cleared = true
       this.clearGen++
     })
   }
 
   get flush(): Effect.Effect<void, SessionError> {
-    return Effect.sync(() => {
-      const token = this.token ?? this.resolveToken()
-      const id = this.record?.id ?? (token === undefined ? undefined : SessionId.fromToken(token))
-      if (id !== undefined) this.flushId = id
+    // Loaded first: a flush of a moved session (an old token inside the grace window) must do nothing.
+    return this.syncLoaded(() => {
+      this.changes = new Map()
+      this.cleared = false
+      this.clearGen++
+      this.expiryChange = undefined
+      this.cycled = false
       this.flushed = true
-      this.epoch++
-      this.phase = "loaded"
-      this.inflight = undefined
-      this.forget()
+      this.flushGen++
     })
   }
 
@@ -542,21 +386,15 @@ export class RequestSession implements SessionService {
   // commit
   // ---------------------------------------------------------------------------
 
-  private get commit(): Effect.Effect<void, StoreError.StoreError> {
-    return Mutex.withLockOf(() => this.commitMutex(), () => this.commitUnsafe())
-  }
-
-  private commitMutex(): Mutex {
-    return this.mutex ?? (this.mutex = new Mutex())
-  }
-
   private snapshot(): Snapshot {
     return {
-      changes: new Map(this.changes),
+      flushed: this.flushed,
+      changes: this.changes.size === 0 ? NO_CHANGES : new Map(this.changes),
       cleared: this.cleared,
+      expiry: this.expiryChange,
+      cycle: this.cycled,
       clearGen: this.clearGen,
-      expiryChange: this.expiryChange,
-      cycled: this.cycled
+      flushGen: this.flushGen
     }
   }
 
@@ -566,303 +404,61 @@ export class RequestSession implements SessionService {
       if (this.changes.get(k) === c) this.changes.delete(k)
     }
     if (this.clearGen === snapshot.clearGen) this.cleared = false
-    if (this.expiryChange === snapshot.expiryChange) this.expiryChange = undefined
-    if (snapshot.cycled) this.cycled = false
+    if (this.expiryChange === snapshot.expiry) this.expiryChange = undefined
+    if (snapshot.cycle) this.cycled = false
+    if (this.flushGen === snapshot.flushGen) this.flushed = false
   }
 
-  /** `build` applies a change set onto a base record's data (the merge), with fresh metadata. */
-  private build(base: SessionData.SessionData | undefined, snapshot: Snapshot, now: number): {
-    readonly data: SessionData.SessionData
-    readonly meta: Meta
-  } {
-    const out: Record<string, SessionData.JsonValue> = Object.create(null)
-    if (base !== undefined && !snapshot.cleared) {
-      for (const k of Object.keys(base)) if (k !== META_KEY) out[k] = base[k]
+  /** `takeIn` records a commit's outcome: what the token reaches now, the token, and the cookie to send. */
+  private takeIn(outcome: Commit.Outcome, snapshot: Snapshot): void {
+    this.base = outcome.base
+    if (outcome.token !== undefined) this.token = outcome.token
+    if (outcome.base._tag === "Absent") this.token = undefined
+    this.consume(snapshot)
+    const cookie = outcome.cookie
+    if (cookie._tag === "Remove") {
+      this.cookie = REMOVE_COOKIE
+      this.reissue = false
+    } else if (cookie._tag === "Set" && this.token !== undefined) {
+      this.cookie = { _tag: "Set", token: this.token, maxAge: cookie.maxAge }
+      this.reissue = false
     }
-    for (const [k, c] of snapshot.changes) {
-      if (c.op === "set") out[k] = c.value
-      else delete out[k]
-    }
-    const stored = readMeta(base)
-    const meta: Meta = { createdAt: stored.createdAt ?? now, expiry: snapshot.expiryChange ?? stored.expiry }
-    out[META_KEY] = writeMeta(meta)
-    return { data: out, meta }
   }
 
-  /** `sizeProblem` is the `Encode` error when `data` is over the configured cap (checked before the store is called). */
-  private sizeProblem(data: SessionData.SessionData, method: "create" | "save"): StoreError.StoreError | undefined {
-    const max = this.config.maxDataBytes
-    if (max === undefined) return undefined
-    const encoded = SessionData.encode(data, max)
-    return Either.isLeft(encoded) ? StoreError.rule("Encode", method, encoded.left) : undefined
+  private get commit(): Effect.Effect<void, StoreError.StoreError> {
+    return Mutex.withLockOf(() => this.commitMutex(), () => this.commitLoaded())
   }
 
-  private setCookie(meta: Meta, expiresAt: number, now: number, token: SessionToken.SessionToken): void {
-    this.cookie = { _tag: "Set", token, maxAge: Expiry.maxAgeSeconds(this.expiryOf(meta), expiresAt, now) }
-  }
-
-  /** `createFresh` creates the record under a freshly drawn token; on `Collision` it draws again. */
-  private createFresh(
-    data: SessionData.SessionData,
-    expiresAt: number
-  ): Effect.Effect<
-    { readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken },
-    StoreError.StoreError
-  > {
-    const attempt = (n: number): Effect.Effect<
-      { readonly record: SessionRecord.SessionRecord; readonly token: SessionToken.SessionToken },
-      StoreError.StoreError
-    > =>
-      Effect.flatMap(
-        SessionToken.generate,
-        (token) =>
-          this.config.store.create({ id: SessionId.fromToken(token), data, expiresAt, version: 1 }).pipe(
-            Effect.map((record) => ({ record, token })),
-            Effect.catchIf(
-              (e) => e.reason === "Collision" && n + 1 < CREATE_ATTEMPTS,
-              () => attempt(n + 1)
-            )
-          )
-      )
-    const problem = this.sizeProblem(data, "create")
-    return problem === undefined ? attempt(0) : Effect.fail(problem)
-  }
-
-  /** `forget` drops the record, the token and this request's change set. */
-  private forget(): void {
-    this.record = undefined
-    this.token = undefined
-    this.changes.clear()
-    this.cleared = false
-    this.clearGen++
-    this.expiryChange = undefined
-    this.cycled = false
-    this.reissue = false
-  }
-
-  /** `ended` forgets the session after it ended elsewhere (`Gone`) and plans a removal cookie. */
-  private ended(): void {
-    this.forget()
-    this.cookie = REMOVE_COOKIE
-  }
-
-  /** `casSave` saves the change set onto `base`; on `Conflict` it reloads, re-applies and retries until the deadline. */
-  private casSave(
-    base: SessionRecord.SessionRecord,
-    snapshot: Snapshot,
-    deadline: number,
-    attempt: number,
-    knownNow?: number
-  ): Effect.Effect<SaveOutcome, StoreError.StoreError> {
-    const store = this.config.store
-    const at = (now: number): Effect.Effect<SaveOutcome, StoreError.StoreError> => {
-      const { data, meta } = this.build(base.data, snapshot, now)
-      const expiresAt = this.expiresAtOf(meta, now)
-      if (expiresAt <= now) {
-        // Its time is up (absolute lifetime, a past `AtDateTime`): end it instead of storing a dead record.
-        return Effect.as(store.delete(base.id), GONE)
-      }
-      const problem = this.sizeProblem(data, "save")
-      if (problem !== undefined) return Effect.fail(problem)
-      return Effect.matchEffect(store.save({ id: base.id, data, expiresAt, version: base.version }), {
-        onSuccess: (record) => Effect.succeed<SaveOutcome>({ _tag: "Saved", record, now }),
-        onFailure: (e) => {
-          if (e.reason === "Gone") return Effect.succeed(GONE)
-          if (e.reason !== "Conflict") return Effect.fail(e)
-          return Effect.flatMap(Clock.currentTimeMillis, (t) => {
-            if (t >= deadline) return Effect.fail(e)
-            const cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 10))
-            return Random.nextIntBetween(0, cap + 1).pipe(
-              Effect.flatMap((ms) => Effect.sleep(Duration.millis(Math.min(ms, Math.max(0, deadline - t))))),
-              Effect.zipRight(store.load(base.id)),
-              Effect.flatMap((latest) =>
-                Option.isNone(latest)
-                  ? Effect.succeed(GONE)
-                  : this.casSave(latest.value, snapshot, deadline, attempt + 1)
-              )
-            )
-          })
-        }
-      })
-    }
-    return knownNow === undefined ? withNow(at) : at(knownNow)
-  }
-
-  private commitUnsafe(): Effect.Effect<void, StoreError.StoreError> {
-    if (this.flushed) {
-      const id = this.flushId
-      if (id !== undefined) {
-        return Effect.flatMap(this.config.store.delete(id), () => {
-          this.flushId = undefined
-          this.flushDone()
-          return this.commitLoaded()
-        })
-      }
-      this.flushDone()
-    }
-    return this.commitLoaded()
-  }
-
-  private flushDone(): void {
-    this.flushed = false
-    // A cookie reached us, or one was set earlier in this request: it must go.
-    if (this.rawCookie !== undefined || this.cookie._tag === "Set") this.cookie = REMOVE_COOKIE
+  private commitMutex(): Mutex {
+    return this.mutex ?? (this.mutex = new Mutex())
   }
 
   private commitLoaded(): Effect.Effect<void, StoreError.StoreError> {
     if (this.phase === "idle") {
       // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
-      if (this.config.signer === undefined || this.rawCookie === undefined) return Effect.void
+      if (this.config.signer === undefined || this.values.length === 0) return Effect.void
       this.resolveToken()
       if (!this.reissue) return Effect.void
-      return Effect.flatMap(this.load(), () => this.commitNow())
     }
-    // a fiber of the handler may still be loading
-    if (this.phase === "loading") return Effect.flatMap(this.load(), () => this.commitNow())
-    return this.commitNow()
+    return Effect.flatMap(
+      this.load(),
+      () => Effect.clockWith((clock) => this.commitAt(clock.unsafeCurrentTimeMillis()))
+    )
   }
 
-  private commitNow(): Effect.Effect<void, StoreError.StoreError> {
-    return withNow((now) => this.commitAt(now))
-  }
-
+  /** `commitAt` decides the commit at `now` and runs it; a plan with nothing to write takes no effect at all. */
   private commitAt(now: number): Effect.Effect<void, StoreError.StoreError> {
-    const store = this.config.store
-    const record = this.record
     const snapshot = this.snapshot()
-
-    if (record === undefined) {
-      const { data, meta } = this.build(undefined, snapshot, now)
-      const expiresAt = this.expiresAtOf(meta, now)
-      if (!hasUserKeys(data) || expiresAt <= now) {
-        // An empty session that was never stored is never stored and sets no cookie.
-        this.consume(snapshot)
-        return Effect.void
-      }
-      return Effect.map(this.createFresh(data, expiresAt), (created) => {
-        this.record = created.record
-        this.token = created.token
-        this.consume(snapshot)
-        this.setCookie(meta, created.record.expiresAt, now, created.token)
-      })
+    const base = this.base
+    const incoming = this.incoming
+    const plan = this.config.decide(base, snapshot, now, this.config, incoming)
+    if (plan.end === undefined && plan.write._tag === "None") {
+      this.takeIn({ base, token: undefined, cookie: plan.cookie }, snapshot)
+      return Effect.void
     }
-
-    if (snapshot.cycled) {
-      // Fixation defence: the data under a new token first, and only then the old record deleted.
-      const { data, meta } = this.build(record.data, snapshot, now)
-      const expiresAt = this.expiresAtOf(meta, now)
-      if (expiresAt <= now) {
-        return Effect.map(store.delete(record.id), () => this.ended())
-      }
-      return Effect.flatMap(this.createFresh(data, expiresAt), (created) =>
-        Effect.map(store.delete(record.id), () => {
-          this.record = created.record
-          this.token = created.token
-          this.reissue = false
-          this.consume(snapshot)
-          this.setCookie(meta, created.record.expiresAt, now, created.token)
-        }))
-    }
-
-    const token = this.token!
-    if (snapshot.changes.size > 0 || snapshot.cleared || snapshot.expiryChange !== undefined) {
-      const deadline = now + this.config.mergeDeadlineMs
-      return this.config.locks.with(record.id, (entry, waited) => {
-        const base = entry.latest !== undefined && entry.latest.version > record.version ? entry.latest : record
-        // Without a wait for the lock no time has passed since `now` was read.
-        return Effect.map(this.casSave(base, snapshot, deadline, 0, waited ? undefined : now), (outcome) => {
-          entry.latest = outcome._tag === "Saved" ? outcome.record : undefined
-          this.saved(outcome, record, snapshot, token)
-        })
-      })
-    }
-
-    // Read-only: refresh a sliding expiry only once its remaining life is below `refreshAfter`.
-    const meta = readMeta(record.data)
-    const expiry = this.expiryOf(meta)
-    const sliding = this.slidingMs(expiry)
-    if (sliding !== undefined && record.expiresAt - now < this.refreshAfterMs(sliding)) {
-      const expiresAt = this.expiresAtOf(meta, now)
-      if (expiresAt > record.expiresAt) {
-        return Effect.map(this.refresh(record, expiresAt, now), (outcome) => {
-          if (outcome?._tag === "Gone") {
-            this.ended()
-            return
-          }
-          if (outcome !== undefined) {
-            this.record = outcome.record
-            if (expiry._tag !== "OnSessionEnd" || this.reissue) {
-              this.setCookie(meta, outcome.record.expiresAt, now, token)
-              this.reissue = false
-            }
-            return
-          }
-          this.reissueNow(meta, record, now, token)
-        })
-      }
-    }
-    this.reissueNow(meta, record, now, token)
-    return Effect.void
-  }
-
-  /** `saved` takes in the outcome of a commit that wrote a change set onto `record`. */
-  private saved(
-    outcome: SaveOutcome,
-    record: SessionRecord.SessionRecord,
-    snapshot: Snapshot,
-    token: SessionToken.SessionToken
-  ): void {
-    if (outcome._tag === "Gone") {
-      this.ended()
-      return
-    }
-    const saved = outcome.record
-    this.record = saved
-    this.consume(snapshot)
-    const meta = readMeta(saved.data)
-    const fixed = this.expiryOf(meta)._tag === "OnSessionEnd"
-    if (snapshot.expiryChange !== undefined || this.reissue || (!fixed && saved.expiresAt !== record.expiresAt)) {
-      this.setCookie(meta, saved.expiresAt, outcome.now, token)
-      this.reissue = false
-    }
-  }
-
-  private reissueNow(
-    meta: Meta,
-    record: SessionRecord.SessionRecord,
-    now: number,
-    token: SessionToken.SessionToken
-  ): void {
-    if (this.reissue) {
-      this.setCookie(meta, record.expiresAt, now, token)
-      this.reissue = false
-    }
-  }
-
-  /** `refresh` pushes a read-only session's expiry out; `undefined` when that did not happen (and need not). */
-  private refresh(
-    record: SessionRecord.SessionRecord,
-    expiresAt: number,
-    now: number
-  ): Effect.Effect<SaveOutcome | undefined, StoreError.StoreError> {
-    return Effect.catchAll(
-      Effect.map(this.config.store.save({ ...record, expiresAt }), (saved): SaveOutcome | undefined => ({
-        _tag: "Saved",
-        record: saved,
-        now
-      })),
-      (e) => {
-        if (e.reason === "Gone") return Effect.succeed(GONE)
-        // Another request wrote the session meanwhile, which refreshed it: nothing to do.
-        if (e.reason === "Conflict") return Effect.succeed(undefined)
-        // A refresh the handler did not ask for: a failure leaves the session as it is (still valid).
-        return Effect.as(
-          Effect.logWarning("effect-sessions: session refresh failed; the session keeps its expiry").pipe(
-            Effect.annotateLogs({ reason: e.reason, method: e.method })
-          ),
-          undefined
-        )
-      }
+    return Effect.map(
+      Commit.run(this.config, plan, base, snapshot, now, incoming),
+      (outcome) => this.takeIn(outcome, snapshot)
     )
   }
 
@@ -893,30 +489,23 @@ export class RequestSession implements SessionService {
    */
   readonly onResponse: HttpApp.PreResponseHandler = (_request, response) => {
     if (response.status >= 500 || this.finished) return Effect.succeed(this.applyCookie(response))
-    if (
-      this.phase === "idle" && !this.flushed && this.cookie._tag === "None" &&
-      (this.config.signer === undefined || this.rawCookie === undefined)
-    ) {
-      this.finished = true
-      return Effect.succeed(response)
-    }
     this.finished = true
-    if (this.phase === "loaded" && !this.flushed && !this.isDirty()) {
-      // Read-only: usually nothing to write, decided without taking the lock.
-      return withNow((now) => {
-        if (this.mutex?.locked || this.phase !== "loaded" || this.flushed || this.isDirty()) {
-          return this.respondAfter(this.commit, response)
-        }
+    if (this.phase === "loaded" && !(this.mutex?.locked ?? false)) {
+      // Loaded and no commit running: decide now, in this step; most requests have nothing to write.
+      return Effect.clockWith((clock) => {
         let work: Effect.Effect<void, StoreError.StoreError>
         try {
-          work = this.commitAt(now)
+          work = this.commitAt(clock.unsafeCurrentTimeMillis())
         } catch (defect) {
           return this.respondAfter(Effect.die(defect), response)
         }
         if (work === Effect.void) return Effect.succeed(this.applyCookie(response))
-        // A refresh to write: built and locked in the same step, as if the lock had been taken first.
+        // Something to write: locked in the same step it was decided in, as if the lock had been taken first.
         return this.respondAfter(Mutex.withLockOf(() => this.commitMutex(), () => work), response)
       })
+    }
+    if (this.phase === "idle" && (this.config.signer === undefined || this.values.length === 0)) {
+      return Effect.succeed(response)
     }
     return this.respondAfter(this.commit, response)
   }
