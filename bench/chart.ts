@@ -7,7 +7,7 @@
  * `tsx bench/chart.ts [bench/results/latest.json] [docs/bench.svg]` re-renders a committed run.
  */
 import * as fs from "node:fs"
-import { describeMachine, type Kind, type Results } from "./lib/results.js"
+import { describeMachine, type Kind, readResults, type Results } from "./lib/results.js"
 
 const colors: Record<Kind, string> = {
   ours: "#2563eb",
@@ -187,7 +187,7 @@ export const render = (results: Results): string => {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const input = process.argv[2] ?? "bench/results/latest.json"
   const output = process.argv[3] ?? "docs/bench.svg"
-  const results = JSON.parse(fs.readFileSync(input, "utf8")) as Results
+  const results = readResults(input)
   fs.writeFileSync(output, render(results))
   console.log(`wrote ${output}`)
 }

@@ -6,7 +6,7 @@
  * not counted), the heap is measured after two full GCs, then the sessions are created — their ids
  * drawn inside the measured window, since a store holds its keys — the benchmark drops every reference
  * of its own, and the heap is measured again after two full GCs. The difference is the sessions' cost.
- * The budget (issue 6) is 2 × the sessions' JSON bytes + 300 B per session.
+ * The budget is 2 × the sessions' JSON bytes + 300 B per session.
  *
  * Stores: `memory` (our MemoryStore), `lru` (our LruStore, sized for them), `express` (express-session's
  * MemoryStore, which keeps each session as a JSON string with its cookie, for comparison).
@@ -23,6 +23,7 @@ import * as MemoryStore from "../src/MemoryStore.js"
 import * as SessionId from "../src/SessionId.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as SessionToken from "../src/SessionToken.js"
+import type * as StoreError from "../src/StoreError.js"
 import { toParent } from "./lib/child.js"
 import type { MemoryRow } from "./lib/results.js"
 import { expiresAt, sessionData } from "./lib/workload.js"
@@ -47,7 +48,7 @@ interface Subject {
 
 const effectStore = async (
   name: string,
-  layer: Layer.Layer<SessionStore.SessionStore>
+  layer: Layer.Layer<SessionStore.SessionStore, StoreError.StoreConfigError>
 ): Promise<Subject> => {
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))

@@ -1,7 +1,7 @@
 /**
- * `npm run bench`: every benchmark of issue 6 in one run on one machine, in sequence, with a progress
+ * `npm run bench`: every benchmark in one run on one machine, in sequence, with a progress
  * line per workload; then one table with ratios and target verdicts, the figures as JSON
- * (`bench/results/<date>.json` and `bench/results/latest.json`) and the chart (`docs/bench.svg`).
+ * (`bench/results/<date>.json`, with `bench/results/latest.json` pointing at it) and the chart (`docs/bench.svg`).
  *
  * - Store level: the shared plan (10,000 sessions of ~300 B, 50,000 ops, 80% load / 20% save, 64 in flight)
  *   through our stores, the raw drivers and the express-session stores (bench/store-*.ts).
@@ -25,6 +25,7 @@ import { here, spawnChild } from "./lib/child.js"
 import {
   describeMachine,
   type HttpRow,
+  latestPointer,
   machine,
   type MemoryRow,
   type Missing,
@@ -525,13 +526,14 @@ const svgPath = shortened.length === 0 ? path.join(root, "docs", "bench.svg") : 
 fs.mkdirSync(outDir, { recursive: true })
 fs.mkdirSync(path.dirname(svgPath), { recursive: true })
 const json = `${JSON.stringify(results, null, 2)}\n`
-fs.writeFileSync(path.join(outDir, `${when.toISOString().slice(0, 10)}.json`), json)
-fs.writeFileSync(path.join(outDir, "latest.json"), json)
+const datedFile = path.join(outDir, `${when.toISOString().slice(0, 10)}.json`)
+fs.writeFileSync(datedFile, json)
+fs.writeFileSync(path.join(outDir, "latest.json"), latestPointer(datedFile))
 fs.writeFileSync(svgPath, render(results))
 const shown = (p: string) => (p.startsWith(process.cwd()) ? path.relative(process.cwd(), p) : p)
 console.log(
-  `\n${shortened.length === 0 ? "" : "shortened run, not the committed figures: "}wrote ${
-    shown(path.join(outDir, "latest.json"))
-  } and ${shown(svgPath)} in ${fmt(results.elapsedSeconds)} s`
+  `\n${shortened.length === 0 ? "" : "shortened run, not the committed figures: "}wrote ${shown(datedFile)} and ${
+    shown(svgPath)
+  } in ${fmt(results.elapsedSeconds)} s`
 )
 process.exit(0)

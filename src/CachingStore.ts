@@ -50,6 +50,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as OptionChecks from "./internal/optionChecks.js"
 import { builtInTracer, withAppSpan } from "./internal/tracing.js"
 import type { SessionId } from "./SessionId.js"
 import type * as SessionRecord from "./SessionRecord.js"
@@ -124,11 +125,14 @@ interface Instance {
   readonly forgetAll: () => void
 }
 
+/** Refuses a `maxStaleness` that is not a duration or is infinite (the layer keeps an entry per fill within it). */
+const checkOptions = (options: { readonly maxStaleness?: Duration.DurationInput | undefined }) =>
+  OptionChecks.check([OptionChecks.duration("CachingStore", "maxStaleness", options.maxStaleness, { zero: true })])
+
+/** Builds the caching service; `options` must have passed `checkOptions`. */
 const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
   Effect.suspend(() => {
-    const decoded = Duration.decodeUnknown(options.maxStaleness ?? DEFAULT_MAX_STALENESS)
-    if (Option.isNone(decoded)) return Effect.dieMessage("CachingStore: maxStaleness is not a duration")
-    const maxStaleness = Duration.toMillis(decoded.value)
+    const maxStaleness = Duration.toMillis(Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS))
     const { cache, store } = options
     const withSpans = options.spans ?? true
 
@@ -301,22 +305,28 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
   })
 
 /**
- * `make` builds the caching service over two store services; it dies (a defect) when `maxStaleness`
- * is not a duration.
+ * `make` builds the caching service over two store services; it fails with `StoreConfigError`
+ * (`InvalidOption`) when `maxStaleness` is not a duration or is infinite.
  *
  * @since 0.1.0
  */
-export const make = (options: MakeOptions): Effect.Effect<SessionStore.Service> =>
-  Effect.map(makeInstance(options), (instance) => instance.service)
+export const make = (options: MakeOptions): Effect.Effect<SessionStore.Service, StoreError.StoreConfigError> =>
+  Effect.zipRight(checkOptions(options), Effect.map(makeInstance(options), (instance) => instance.service))
 
 /**
  * `layer` builds `cache` and `store` and provides what `store` provides, with its `SessionStore` replaced by
  * the caching one. A passed-through `ExpiredDeletion` (of a SQL or memory store) also stops serving every
- * cached entry after each run, so a record it removed is never served from the cache.
+ * cached entry after each run, so a record it removed is never served from the cache. It fails as `make` does
+ * on a refused option, before it builds either layer.
  *
  * @since 0.1.0
  */
 export const layer = <ROut, E1 = never, R1 = never, E2 = never, R2 = never>(
+  options: Options<ROut, E1, R1, E2, R2>
+): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | StoreError.StoreConfigError, R1 | R2> =>
+  Layer.unwrapEffect(Effect.as(checkOptions(options), layerChecked(options)))
+
+const layerChecked = <ROut, E1, R1, E2, R2>(
   options: Options<ROut, E1, R1, E2, R2>
 ): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2, R1 | R2> =>
   Layer.flatMap(options.store, (storeContext) =>

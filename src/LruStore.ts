@@ -36,21 +36,18 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { LRUCache } from "lru-cache"
-import { type JsonEntry, makeEntryBackend } from "./internal/memoryBackend.js"
+import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
+import * as OptionChecks from "./internal/optionChecks.js"
 import * as SessionData from "./SessionData.js"
 import * as SessionStore from "./SessionStore.js"
+import * as StoreError from "./StoreError.js"
 
 /**
  * What an LRU store offers besides the `SessionStore` contract.
  *
  * @since 0.1.0
  */
-export interface Service {
-  /** The `SessionStore` service of this store. */
-  readonly store: SessionStore.Service
-  /** `size` succeeds with the number of entries held, including expired ones not yet evicted. */
-  readonly size: Effect.Effect<number>
-}
+export interface Service extends InProcessService {}
 
 /**
  * The LRU store's own service, provided by `layer` beside `SessionStore`.
@@ -64,7 +61,7 @@ export class LruStore extends Context.Tag("effect-sessions/LruStore")<LruStore, 
  *
  * @since 0.1.0
  */
-export const size: Effect.Effect<number, never, LruStore> = Effect.flatMap(LruStore, (s) => s.size)
+export const size: Effect.Effect<number, never, LruStore> = sizeOf(LruStore)
 
 /**
  * Options of `make` and `layer`.
@@ -102,24 +99,28 @@ export const ENTRY_OVERHEAD_BYTES = 64
 
 const entrySize = (entry: JsonEntry): number => Buffer.byteLength(entry.json, "utf8") + ENTRY_OVERHEAD_BYTES
 
-const isPositiveInteger = (n: number): boolean => Number.isSafeInteger(n) && n > 0
+/** The smallest `maxBytes` that holds an entry: the overhead and an empty object's JSON. */
+const MIN_MAX_BYTES = ENTRY_OVERHEAD_BYTES + 3
 
 /**
- * `make` builds an LRU store; it dies (a defect, at construction) when `maxEntries`, `maxBytes` or
- * `maxDataBytes` is not a positive integer, or `maxBytes` cannot hold a single entry.
+ * `make` builds an LRU store; it fails with `StoreConfigError` (`InvalidOption`) when `maxEntries`, `maxBytes`
+ * or `maxDataBytes` is not a positive integer, or `maxBytes` cannot hold a single entry.
  *
  * @since 0.1.0
  */
-export const make = (options?: Options): Effect.Effect<Service> =>
+export const make = (options?: Options): Effect.Effect<Service, StoreError.StoreConfigError> =>
   Effect.suspend(() => {
     const maxEntries = options?.maxEntries ?? DEFAULT_MAX_ENTRIES
     const maxBytes = options?.maxBytes
     const maxDataBytes = options?.maxDataBytes ?? SessionData.DEFAULT_MAX_BYTES
-    if (!isPositiveInteger(maxEntries)) return Effect.dieMessage("LruStore: maxEntries must be a positive integer")
-    if (!isPositiveInteger(maxDataBytes)) return Effect.dieMessage("LruStore: maxDataBytes must be a positive integer")
-    if (maxBytes !== undefined && (!isPositiveInteger(maxBytes) || maxBytes <= ENTRY_OVERHEAD_BYTES + 2)) {
-      return Effect.dieMessage(`LruStore: maxBytes must be an integer above ${ENTRY_OVERHEAD_BYTES + 2}`)
-    }
+    const problem = OptionChecks.first([
+      OptionChecks.positiveInteger("LruStore", "maxEntries", maxEntries),
+      OptionChecks.positiveInteger("LruStore", "maxDataBytes", maxDataBytes),
+      maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < MIN_MAX_BYTES)
+        ? StoreError.invalidOption("LruStore", "maxBytes", `maxBytes must be an integer of at least ${MIN_MAX_BYTES}`)
+        : undefined
+    ])
+    if (problem !== undefined) return Effect.fail(problem)
 
     // The cache's clock is the `now` of the call in progress, shifted by one because lru-cache reads
     // a start time of 0 as "no TTL" (and TestClock starts at 0).
@@ -157,11 +158,13 @@ export const make = (options?: Options): Effect.Effect<Service> =>
   })
 
 /**
- * `layer` provides an LRU store as `SessionStore` and `LruStore`.
+ * `layer` provides an LRU store as `SessionStore` and `LruStore`; it fails as `make` does on a refused option.
  *
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore | LruStore> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<SessionStore.SessionStore | LruStore, StoreError.StoreConfigError> =>
   Layer.effectContext(
     Effect.map(make(options), (service) =>
       Context.make(LruStore, service).pipe(Context.add(SessionStore.SessionStore, service.store)))

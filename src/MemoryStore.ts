@@ -33,22 +33,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { type JsonEntry, makeEntryBackend } from "./internal/memoryBackend.js"
+import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
+import * as OptionChecks from "./internal/optionChecks.js"
 import * as SessionStore from "./SessionStore.js"
+import type * as StoreError from "./StoreError.js"
 
 /**
  * What a memory store offers besides the `SessionStore` contract.
  *
  * @since 0.1.0
  */
-export interface Service {
-  /** The `SessionStore` service of this store. */
-  readonly store: SessionStore.Service
-  /** The `ExpiredDeletion` service of this store (the background sweep calls it too). */
-  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
-  /** `size` succeeds with the number of entries held, including expired ones not yet swept. */
-  readonly size: Effect.Effect<number>
-}
+export interface Service extends InProcessService, SessionStore.WithExpiredDeletion {}
 
 /**
  * The memory store's own service, provided by `layer` beside `SessionStore` and `ExpiredDeletion`.
@@ -62,7 +57,7 @@ export class MemoryStore extends Context.Tag("effect-sessions/MemoryStore")<Memo
  *
  * @since 0.1.0
  */
-export const size: Effect.Effect<number, never, MemoryStore> = Effect.flatMap(MemoryStore, (s) => s.size)
+export const size: Effect.Effect<number, never, MemoryStore> = sizeOf(MemoryStore)
 
 /**
  * Options of `make` and `layer`.
@@ -84,12 +79,19 @@ export interface Options {
 const CREATE_SWEEP_STEPS = 2
 
 /**
- * `make` builds a memory store whose background sweep runs for as long as the scope lives.
+ * `make` builds a memory store whose background sweep runs for as long as the scope lives; it fails with
+ * `StoreConfigError` (`InvalidOption`) when `maxDataBytes` or `batchSize` is not a positive integer or
+ * `sweepInterval` is not a positive duration.
  *
  * @since 0.1.0
  */
-export const make = (options?: Options): Effect.Effect<Service, never, Scope.Scope> =>
+export const make = (options?: Options): Effect.Effect<Service, StoreError.StoreConfigError, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* OptionChecks.check([
+      OptionChecks.positiveInteger("MemoryStore", "maxDataBytes", options?.maxDataBytes),
+      OptionChecks.positiveInteger("MemoryStore", "batchSize", options?.batchSize),
+      OptionChecks.duration("MemoryStore", "sweepInterval", options?.sweepInterval, { infinite: true })
+    ])
     const entries = new Map<string, JsonEntry>()
     const defaultBatch = Math.max(1, Math.floor(options?.batchSize ?? SessionStore.DEFAULT_BATCH_SIZE))
 
@@ -162,17 +164,16 @@ export const make = (options?: Options): Effect.Effect<Service, never, Scope.Sco
 
 /**
  * `layer` provides a memory store as `SessionStore`, `ExpiredDeletion` and `MemoryStore`; its background sweep
- * lives as long as the layer.
+ * lives as long as the layer. It fails as `make` does on a refused option.
  *
  * @since 0.1.0
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore> =>
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore, StoreError.StoreConfigError> =>
   Layer.scopedContext(
-    Effect.map(make(options), (service) =>
-      Context.make(MemoryStore, service).pipe(
-        Context.add(SessionStore.SessionStore, service.store),
-        Context.add(SessionStore.ExpiredDeletion, service.expiredDeletion)
-      ))
+    Effect.map(
+      make(options),
+      (service) => Context.add(SessionStore.expiredDeletionContext(service), MemoryStore, service)
+    )
   )

@@ -9,8 +9,7 @@
  * key, which is `Collision`. `save` is a compare-and-set on the version (`Conflict` / `Gone`). The server's TTL
  * monitor runs about once a minute, so the store also provides `ExpiredDeletion` for a prompt cleanup.
  *
- * Note: no MongoDB server runs on this project's CI machines; the contract suite runs against MongoStore only
- * where `MONGODB_URL` is set.
+ * Note: the contract suite runs against MongoStore only where `MONGODB_URL` names a MongoDB server.
  *
  * @example
  * ```ts
@@ -27,7 +26,6 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -37,6 +35,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { type Collection, type Db, MongoClient } from "mongodb"
 import * as Internal from "./internal/mongo.js"
+import * as OptionChecks from "./internal/optionChecks.js"
 import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -98,10 +97,7 @@ export const DEFAULT_TTL_GRACE: Duration.Duration = Duration.minutes(10)
  *
  * @since 0.1.0
  */
-export interface Stores {
-  readonly store: SessionStore.Service
-  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
-}
+export interface Service extends SessionStore.WithExpiredDeletion {}
 
 const run = <A>(method: StoreError.Method, evaluate: () => Promise<A>): Effect.Effect<A, StoreError.StoreError> =>
   Effect.tryPromise({ try: evaluate, catch: (error) => Internal.toStoreError(method, error) })
@@ -136,13 +132,36 @@ export const migrate = (db: Db, options?: StoreOptions): Effect.Effect<void, Sto
 }
 
 /**
- * `make` builds the store over a database handle the caller owns (and closes). It runs `migrate` first
- * unless `migrate: false`.
+ * `checkOptions` fails with `StoreConfigError` (`InvalidOption`) when `collection` or `database` is not a
+ * non-empty string, `maxDataBytes` is not a positive integer, `ttlGrace` is not a finite duration, or a timeout
+ * is not a positive, finite duration; `make` and the layers run it before they touch the server.
  *
  * @since 0.1.0
  */
-export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, StoreError.StoreError> =>
+export const checkOptions = (
+  options?: StoreOptions & Partial<Omit<Options, "url">>
+): Effect.Effect<void, StoreError.StoreConfigError> =>
+  OptionChecks.check([
+    OptionChecks.string("MongoStore", "collection", options?.collection),
+    OptionChecks.string("MongoStore", "database", options?.database),
+    OptionChecks.positiveInteger("MongoStore", "maxDataBytes", options?.maxDataBytes),
+    OptionChecks.duration("MongoStore", "ttlGrace", options?.ttlGrace, { zero: true }),
+    OptionChecks.duration("MongoStore", "serverSelectionTimeout", options?.serverSelectionTimeout),
+    OptionChecks.duration("MongoStore", "socketTimeout", options?.socketTimeout)
+  ])
+
+/**
+ * `make` builds the store over a database handle the caller owns (and closes). It runs `migrate` first
+ * unless `migrate: false`, and fails with `StoreConfigError` on a refused option (see `checkOptions`).
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  db: Db,
+  options?: StoreOptions
+): Effect.Effect<Service, StoreError.StoreError | StoreError.StoreConfigError> =>
   Effect.gen(function*() {
+    yield* checkOptions(options)
     if (options?.migrate !== false) yield* migrate(db, options)
     const collection: Collection<Internal.SessionDocument> = db.collection(options?.collection ?? DEFAULT_COLLECTION)
 
@@ -164,25 +183,30 @@ export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, Stor
             result.matchedCount === 1
               ? Effect.succeed({ ...record, version: record.version + 1 })
               : Effect.flatMap(
-                run("save", () =>
-                  collection.findOne(Internal.idFilter(record.id), { projection: Internal.missedSaveProjection })),
-                (found) =>
-                  Effect.fail(StoreError.make(Internal.classifyMissedSave(found, now), "save"))
+                run(
+                  "save",
+                  () => collection.findOne(Internal.idFilter(record.id), { projection: Internal.missedSaveProjection })
+                ),
+                (found) => Effect.fail(StoreError.make(Internal.classifyMissedSave(found, now), "save"))
               ))
         }),
       load: (id, now) =>
         Effect.flatMap(run("load", () => collection.findOne(Internal.idFilter(id))), (found) => {
           if (found === null) return Effect.succeed(Option.none())
-          return Effect.map(fromEither("load", "Decode", Internal.fromDocument(found)), (record) =>
-            record.expiresAt <= now ? Option.none() : Option.some(record))
+          return Effect.map(
+            fromEither("load", "Decode", Internal.fromDocument(found)),
+            (record) => record.expiresAt <= now ? Option.none() : Option.some(record)
+          )
         }),
       delete: (id) => Effect.asVoid(run("delete", () => collection.deleteOne(Internal.idFilter(id))))
     }
 
     const deleteBatch = (limit: number, now: number) =>
       Effect.flatMap(
-        run("deleteExpired", () =>
-          collection.find(Internal.expiredFilter(now), { projection: { _id: 1 } }).limit(limit).toArray()),
+        run(
+          "deleteExpired",
+          () => collection.find(Internal.expiredFilter(now), { projection: { _id: 1 } }).limit(limit).toArray()
+        ),
         (expired) =>
           expired.length === 0
             ? Effect.succeed(0)
@@ -190,9 +214,7 @@ export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, Stor
               run("deleteExpired", () =>
                 collection.deleteMany({
                   _id: {
-                    $in: expired.map((d) =>
-                      d._id
-                    )
+                    $in: expired.map((d) => d._id)
                   },
                   ...Internal.expiredFilter(now)
                 })),
@@ -202,21 +224,14 @@ export const make = (db: Db, options?: StoreOptions): Effect.Effect<Stores, Stor
 
     return {
       store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
-      expiredDeletion: SessionStore.ExpiredDeletion.of({
-        deleteExpired: (o) => SessionStore.deleteInBatches(deleteBatch, o?.batchSize)
-      })
+      expiredDeletion: SessionStore.expiredDeletionInBatches(deleteBatch)
     }
   })
 
 const layerFrom = <E, R>(
-  stores: Effect.Effect<Stores, E, R>
+  service: Effect.Effect<Service, E, R>
 ): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, E, Exclude<R, Scope.Scope>> =>
-  Layer.scopedContext(
-    Effect.map(stores, (s) =>
-      Context.make(SessionStore.SessionStore, s.store).pipe(
-        Context.add(SessionStore.ExpiredDeletion, s.expiredDeletion)
-      ))
-  )
+  Layer.scopedContext(Effect.map(service, SessionStore.expiredDeletionContext))
 
 /**
  * `layerDb` provides the store and its `ExpiredDeletion` over a database handle the app owns and closes.
@@ -226,8 +241,10 @@ const layerFrom = <E, R>(
 export const layerDb = (
   db: Db,
   options?: StoreOptions
-): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, StoreError.StoreError> =>
-  layerFrom(make(db, options))
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  StoreError.StoreError | StoreError.StoreConfigError
+> => layerFrom(make(db, options))
 
 /**
  * `connect` opens a client with fail-fast timeouts, closed when the scope ends; it fails with `Unavailable`
@@ -251,14 +268,23 @@ export const connect = (options: Options): Effect.Effect<MongoClient, StoreError
 
 /**
  * `layer` connects, runs `migrate` (unless `migrate: false`) and provides the store and its
- * `ExpiredDeletion`; the client is closed when the layer is released.
+ * `ExpiredDeletion`; the client is closed when the layer is released. A refused option fails it with
+ * `StoreConfigError` before it connects.
  *
  * @since 0.1.0
  */
 export const layer = (
   options: Options
-): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, StoreError.StoreError> =>
-  layerFrom(Effect.flatMap(connect(options), (client) => make(client.db(options.database), options)))
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  StoreError.StoreError | StoreError.StoreConfigError
+> =>
+  layerFrom(
+    Effect.zipRight(
+      checkOptions(options),
+      Effect.flatMap(connect(options), (client) => make(client.db(options.database), options))
+    )
+  )
 
 /**
  * `layerConfig` is `layer` with its options read from configuration, e.g. `url: Config.redacted("MONGODB_URL")`.
@@ -269,5 +295,5 @@ export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
-  StoreError.StoreError | ConfigError.ConfigError
+  StoreError.StoreError | StoreError.StoreConfigError | ConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

@@ -42,6 +42,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions as IoClusterOptions, RedisOptions } from "ioredis"
+import * as OptionChecks from "./internal/optionChecks.js"
 import * as Internal from "./internal/redis.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionStore from "./SessionStore.js"
@@ -217,10 +218,38 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
  * instead of failing, and a write the app already saw fail can still land later. For fail-fast behaviour
  * give the client `enableOfflineQueue: false`, `autoResendUnfulfilledCommands: false` and a
  * `commandTimeout` (what `layer` does) and pass `operationTimeout`, or let the store open its own connection.
+ * It fails with `StoreConfigError` (`InvalidOption`) on a refused option (see `checkOptions`).
  *
  * @since 0.1.0
  */
-export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
+export const make = (
+  client: Redis | Cluster,
+  options?: StoreOptions
+): Effect.Effect<SessionStore.Service, StoreError.StoreConfigError> =>
+  Effect.zipRight(checkOptions(options), makeChecked(client, options))
+
+/**
+ * `checkOptions` fails with `StoreConfigError` (`InvalidOption`) when `keyPrefix` is not a string,
+ * `maxDataBytes` is not a positive integer, or a timeout is not a positive, finite duration; the layers run
+ * it before they connect.
+ *
+ * @since 0.1.0
+ */
+export const checkOptions = (
+  options?: ConnectionOptions & { readonly nodes?: ClusterOptions["nodes"] | undefined }
+): Effect.Effect<void, StoreError.StoreConfigError> =>
+  OptionChecks.check([
+    OptionChecks.string("RedisStore", "keyPrefix", options?.keyPrefix, { empty: true }),
+    OptionChecks.positiveInteger("RedisStore", "maxDataBytes", options?.maxDataBytes),
+    OptionChecks.duration("RedisStore", "operationTimeout", options?.operationTimeout),
+    OptionChecks.duration("RedisStore", "commandTimeout", options?.commandTimeout),
+    OptionChecks.duration("RedisStore", "connectTimeout", options?.connectTimeout),
+    options?.nodes !== undefined && options.nodes.length === 0
+      ? StoreError.invalidOption("RedisStore", "nodes", "nodes must name at least one node of the cluster")
+      : undefined
+  ])
+
+const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
   Effect.sync(() => {
     const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
     const sender: Sender = {
@@ -293,7 +322,10 @@ export const make = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
  *
  * @since 0.1.0
  */
-export const layerClient = (client: Redis | Cluster, options?: StoreOptions): Layer.Layer<SessionStore.SessionStore> =>
+export const layerClient = (
+  client: Redis | Cluster,
+  options?: StoreOptions
+): Layer.Layer<SessionStore.SessionStore, StoreError.StoreConfigError> =>
   Layer.effect(SessionStore.SessionStore, make(client, options))
 
 const millis = (d: Duration.DurationInput | undefined, fallback: Duration.Duration): number =>
@@ -425,26 +457,37 @@ export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, 
 
 /**
  * `layer` connects to a standalone Redis and provides the store; the connection is closed when the layer is
- * released. Construction fails with `Unavailable` when Redis cannot be reached.
+ * released. Construction fails with `StoreConfigError` on a refused option (before connecting) and with
+ * `Unavailable` when Redis cannot be reached.
  *
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | StoreError.StoreConfigError> =>
   Layer.scoped(
     SessionStore.SessionStore,
-    Effect.flatMap(connect(options), (client) => make(client, withDeadline(options ?? {})))
+    Effect.zipRight(
+      checkOptions(options),
+      Effect.flatMap(connect(options), (client) => make(client, withDeadline(options ?? {})))
+    )
   )
 
 /**
  * `layerCluster` connects to a Redis Cluster and provides the store; the client is closed when the layer is
- * released.
+ * released. Construction fails with `StoreConfigError` on a refused option, before connecting.
  *
  * @since 0.1.0
  */
-export const layerCluster = (options: ClusterOptions): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError> =>
+export const layerCluster = (
+  options: ClusterOptions
+): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | StoreError.StoreConfigError> =>
   Layer.scoped(
     SessionStore.SessionStore,
-    Effect.flatMap(connectCluster(options), (client) => make(client, withDeadline(options)))
+    Effect.zipRight(
+      checkOptions(options),
+      Effect.flatMap(connectCluster(options), (client) => make(client, withDeadline(options)))
+    )
   )
 
 /**
@@ -454,5 +497,7 @@ export const layerCluster = (options: ClusterOptions): Layer.Layer<SessionStore.
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+): Layer.Layer<
+  SessionStore.SessionStore,
+  StoreError.StoreError | StoreError.StoreConfigError | ConfigError.ConfigError
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

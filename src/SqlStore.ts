@@ -44,10 +44,10 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as OptionChecks from "./internal/optionChecks.js"
 import * as PgPrepared from "./internal/pgPrepared.js"
 import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
-import { TaggedError } from "./internal/taggedError.js"
 import { spanIfTraced } from "./internal/tracing.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
@@ -100,23 +100,10 @@ export interface Options {
  *
  * @since 0.1.0
  */
-export interface Service {
-  readonly store: SessionStore.Service
-  readonly expiredDeletion: Context.Tag.Service<SessionStore.ExpiredDeletion>
+export interface Service extends SessionStore.WithExpiredDeletion {
   /** The `@effect/sql` dialect of the client. */
   readonly dialect: Dialect.Dialect
 }
-
-/**
- * A configuration the store refuses at construction: a table or schema name that is not a plain identifier,
- * an option the dialect does not support, or a `SqlClient` whose dialect is not PostgreSQL, MySQL or SQLite.
- *
- * @since 0.1.0
- */
-export class SqlStoreError extends TaggedError("SqlStoreError")<{
-  readonly reason: "InvalidOption" | "UnsupportedDialect"
-  readonly message: string
-}>() {}
 
 interface Resolved {
   readonly names: Dialect.Names
@@ -128,38 +115,52 @@ interface Resolved {
 /** Default of `reservedConnections` on PostgreSQL and MySQL: the default pool size of `pg` and `mysql2`. */
 const DEFAULT_RESERVED_CONNECTIONS = 10
 
-const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either.Either<Resolved, SqlStoreError> => {
-  const invalid = (message: string) =>
-    Either.left(new SqlStoreError({ reason: "InvalidOption", message: `SqlStore: ${message}` }))
+const resolve = (
+  dialect: Dialect.Dialect,
+  options: Options | undefined
+): Either.Either<Resolved, StoreError.StoreConfigError> => {
+  const invalid = (option: string, message: string) =>
+    Either.left(StoreError.invalidOption("SqlStore", option, message))
   const pgOnly = (option: string) =>
-    invalid(`the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
+    invalid(option, `the ${option} option is supported on PostgreSQL only (this client is ${dialect})`)
+  const badSize = OptionChecks.positiveInteger("SqlStore", "maxDataBytes", options?.maxDataBytes)
+  if (badSize !== undefined) return Either.left(badSize)
   const table = options?.table ?? Dialect.DEFAULT_TABLE
   const badTable = Dialect.checkIdentifier("table name", table)
-  if (badTable !== undefined) return invalid(badTable)
+  if (badTable !== undefined) return invalid("table", badTable)
   const schema = options?.schema
   if (schema !== undefined) {
     if (dialect !== "pg") return pgOnly("schema")
     const badSchema = Dialect.checkIdentifier("schema name", schema)
-    if (badSchema !== undefined) return invalid(badSchema)
+    if (badSchema !== undefined) return invalid("schema", badSchema)
   }
   const reserved = options?.reservedConnections
   if (reserved !== undefined) {
     if (!Number.isSafeInteger(reserved) || reserved < 0) {
-      return invalid(`reservedConnections must be a whole number, 0 or more (got ${String(reserved)})`)
+      return invalid(
+        "reservedConnections",
+        `reservedConnections must be a whole number, 0 or more (got ${String(reserved)})`
+      )
     }
     if (dialect === "sqlite" && reserved > 0) {
-      return invalid("reservedConnections must be 0 on SQLite, whose client has a single connection")
+      return invalid(
+        "reservedConnections",
+        "reservedConnections must be 0 on SQLite, whose client has a single connection"
+      )
     }
   }
   const reservedConnections = reserved ?? (dialect === "sqlite" ? 0 : DEFAULT_RESERVED_CONNECTIONS)
   const prepared = options?.preparedStatements
   if (prepared !== undefined) {
     if (typeof prepared !== "boolean") {
-      return invalid(`preparedStatements must be true or false (got ${typeof prepared})`)
+      return invalid("preparedStatements", `preparedStatements must be true or false (got ${typeof prepared})`)
     }
     if (dialect !== "pg") return pgOnly("preparedStatements")
     if (prepared && reservedConnections === 0) {
-      return invalid("preparedStatements needs reserved connections: it cannot be true with reservedConnections 0")
+      return invalid(
+        "preparedStatements",
+        "preparedStatements needs reserved connections: it cannot be true with reservedConnections 0"
+      )
     }
   }
   return Either.right({
@@ -170,15 +171,17 @@ const resolve = (dialect: Dialect.Dialect, options: Options | undefined): Either
   })
 }
 
-const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, SqlStoreError> =>
+const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> =>
   sql.onDialectOrElse({
-    pg: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("pg"),
-    mysql: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("mysql"),
-    sqlite: (): Either.Either<Dialect.Dialect, SqlStoreError> => Either.right("sqlite"),
-    orElse: (): Either.Either<Dialect.Dialect, SqlStoreError> =>
+    pg: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> => Either.right("pg"),
+    mysql: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> => Either.right("mysql"),
+    sqlite: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> => Either.right("sqlite"),
+    orElse: (): Either.Either<Dialect.Dialect, StoreError.StoreConfigError> =>
       Either.left(
-        new SqlStoreError({
+        new StoreError.StoreConfigError({
           reason: "UnsupportedDialect",
+          store: "SqlStore",
+          option: undefined,
           message: "SqlStore: the SqlClient's dialect is not supported (PostgreSQL, MySQL/MariaDB and SQLite are)"
         })
       )
@@ -193,7 +196,7 @@ const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, Sql
 export const ddl = (
   dialect: Dialect.Dialect,
   options?: Pick<Options, "table" | "schema">
-): Either.Either<ReadonlyArray<string>, SqlStoreError> =>
+): Either.Either<ReadonlyArray<string>, StoreError.StoreConfigError> =>
   Either.map(resolve(dialect, options), (r) => Dialect.statements(dialect, r.names).ddl)
 
 // ---------------------------------------------------------------------------------------------------------
@@ -234,7 +237,7 @@ const unexpectedResult = (method: StoreError.Method): StoreError.StoreError =>
 
 type Row = Record<string, unknown>
 
-// The hot paths below build no named closures per call: every callback is either hoisted or inline.
+// Callbacks on the hot paths below are hoisted or inline, so an operation allocates no named closures.
 const createError = unavailable("create")
 const saveError = unavailable("save")
 const loadError = unavailable("load")
@@ -399,7 +402,7 @@ const runMigration = (sql: SqlClient.SqlClient, st: Dialect.Statements): Effect.
   const exec = (text: string, params: ReadonlyArray<unknown> = []) => sql.unsafe(text, params).withoutTransform
   const all = Effect.forEach(st.ddl, (text) => exec(text), { discard: true })
   // Postgres: concurrent `CREATE TABLE IF NOT EXISTS` can fail, so instances take turns under an advisory lock.
-  // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently (tested with 8 clients at once).
+  // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently, so no lock.
   const migration = st.dialect === "pg"
     ? sql.withTransaction(Effect.zipRight(exec(Dialect.pgMigrationLock), all))
     : retrying(all)
@@ -437,7 +440,7 @@ const prepare = Effect.gen(function*() {
  */
 export const migrate = (
   options?: Pick<Options, "table" | "schema">
-): Effect.Effect<void, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
+): Effect.Effect<void, StoreError.StoreConfigError | StoreError.StoreError, SqlClient.SqlClient> =>
   Effect.flatMap(
     prepare,
     ({ dialect, sql }) =>
@@ -446,14 +449,14 @@ export const migrate = (
 
 /**
  * `make` builds the store on the provided `SqlClient`, after running the migration unless `migrate` is `false`.
- * It fails with `SqlStoreError` on a name that is not a plain identifier or an unsupported dialect, before any
+ * It fails with `StoreConfigError` on a name that is not a plain identifier or an unsupported dialect, before any
  * statement runs.
  *
  * @since 0.1.0
  */
 export const make = (
   options?: Options
-): Effect.Effect<Service, SqlStoreError | StoreError.StoreError, SqlClient.SqlClient> =>
+): Effect.Effect<Service, StoreError.StoreConfigError | StoreError.StoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const { dialect, sql } = yield* prepare
     const resolved = yield* resolve(dialect, options)
@@ -462,16 +465,8 @@ export const make = (
     const system = yield* systemOf(sql, dialect)
     const { backend, batch } = makeBackend(sql, st, system, resolved.reservedConnections, resolved.preparedStatements)
     const store = SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
-    const expiredDeletion = SessionStore.ExpiredDeletion.of({
-      deleteExpired: (deleteOptions) => SessionStore.deleteInBatches(batch, deleteOptions?.batchSize)
-    })
-    return { store, expiredDeletion, dialect }
+    return { store, expiredDeletion: SessionStore.expiredDeletionInBatches(batch), dialect }
   })
-
-const toContext = (service: Service) =>
-  Context.make(SessionStore.SessionStore, service.store).pipe(
-    Context.add(SessionStore.ExpiredDeletion, service.expiredDeletion)
-  )
 
 /**
  * `layer` provides `SessionStore` and `ExpiredDeletion` on the app's `SqlClient`.
@@ -484,9 +479,9 @@ export const layer = (
   options?: Options
 ): Layer.Layer<
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
-  SqlStoreError | StoreError.StoreError,
+  StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
-> => Layer.effectContext(Effect.map(make(options), toContext))
+> => Layer.effectContext(Effect.map(make(options), SessionStore.expiredDeletionContext))
 
 /**
  * `layerConfig` is `layer` with its options read from `Config`.
@@ -497,6 +492,9 @@ export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
   SessionStore.SessionStore | SessionStore.ExpiredDeletion,
-  ConfigError.ConfigError | SqlStoreError | StoreError.StoreError,
+  ConfigError.ConfigError | StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
-> => Layer.effectContext(Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), toContext)))
+> =>
+  Layer.effectContext(
+    Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), SessionStore.expiredDeletionContext))
+  )

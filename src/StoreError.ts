@@ -8,6 +8,8 @@
  * - `Conflict`: `save` found a live record with another version; nothing was written.
  * - `Gone`: `save` found no live record (deleted, expired, revoked); nothing was written.
  *
+ * A store that refuses its options at construction fails with `StoreConfigError` instead (below).
+ *
  * Its message names the method and the reason only. Its `cause` is a redacted
  * summary of what went wrong (an error's name and code, or a rule that was
  * broken), never a driver error's message or detail, which can hold row data.
@@ -125,6 +127,44 @@ export const make = (reason: Reason, method: Method, cause?: unknown): StoreErro
  */
 export const rule = (reason: "Encode" | "Decode", method: Method, ruleText: string): StoreError =>
   new StoreError({ reason, method, cause: new RedactedCause({ name: reason, code: undefined, rule: ruleText }) })
+
+/**
+ * The reasons a store refuses its configuration: an option it cannot honour, or (SqlStore) a client whose
+ * dialect it does not support.
+ *
+ * @since 0.1.0
+ */
+export type ConfigReason = "InvalidOption" | "UnsupportedDialect"
+
+/**
+ * The error of every store constructor and layer that refuses its configuration, before the store touches
+ * its backend. `store` names the store, `option` the refused option (when one is to blame), and the message
+ * says which option and why.
+ *
+ * @since 0.1.0
+ */
+export class StoreConfigError extends TaggedError("StoreConfigError")<{
+  readonly reason: ConfigReason
+  readonly store: string
+  readonly option: string | undefined
+  readonly message: string
+}>() {}
+
+/**
+ * `invalidOption(store, option, why)` builds the `InvalidOption` error with the message `"<store>: <why>"`;
+ * `why` names the option.
+ *
+ * @since 0.1.0
+ */
+export const invalidOption = (store: string, option: string, why: string): StoreConfigError =>
+  new StoreConfigError({ reason: "InvalidOption", store, option, message: `${store}: ${why}` })
+
+/**
+ * `isStoreConfigError` is true for a `StoreConfigError`.
+ *
+ * @since 0.1.0
+ */
+export const isStoreConfigError = (u: unknown): u is StoreConfigError => u instanceof StoreConfigError
 
 /**
  * `isStoreError` is true for a `StoreError`.

@@ -12,6 +12,7 @@ import {
 } from "effect-sessions"
 import { runContractSuite } from "effect-sessions/testing"
 import { counting } from "./support/countingStore.js"
+import { assertLayerRefused } from "./support/services.js"
 
 runContractSuite(
   "CachingStore (LruStore over MemoryStore) contract",
@@ -370,14 +371,13 @@ describe("CachingStore", () => {
       assert.strictEqual(yield* MemoryStore.size, 1)
     }).pipe(Effect.provide(CachingStore.layer({ cache: LruStore.layer(), store: MemoryStore.layer() }))))
 
-  it.effect("refuses a maxStaleness that is not a duration, as a defect", () =>
+  it.effect("refuses a maxStaleness that is not a duration, with a StoreConfigError", () =>
     Effect.gen(function*() {
       const layer = CachingStore.layer({
         cache: LruStore.layer(),
         store: MemoryStore.layer(),
         maxStaleness: "soon" as unknown as number
       })
-      const exit = yield* Effect.exit(Layer.build(layer).pipe(Effect.scoped))
-      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      yield* assertLayerRefused(layer, "CachingStore", "maxStaleness")
     }))
 })

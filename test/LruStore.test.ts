@@ -1,12 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Effect, Exit, Option, TestClock } from "effect"
 import type { StoreError } from "effect-sessions"
-import { LruStore, SessionData, SessionId, SessionStore, SessionToken } from "effect-sessions"
+import { LruStore, SessionData, SessionStore } from "effect-sessions"
 import { runContractSuite } from "effect-sessions/testing"
+import { assertRefused, freshId } from "./support/services.js"
 
 runContractSuite("LruStore contract", LruStore.layer())
-
-const freshId = () => SessionId.fromToken(SessionToken.unsafeGenerate())
 
 const newRecord = (now: number, data: SessionData.SessionData = SessionData.fromEntries([["n", 1]]), ttl = 60_000) => ({
   id: freshId(),
@@ -129,11 +128,10 @@ describe("LruStore", () => {
       assert.isTrue(Option.isSome(loaded) && SessionData.equals(loaded.value.data, { list: [1, 2] }))
     }).pipe(Effect.provide(LruStore.layer())))
 
-  it.effect("refuses options it cannot honour at construction, as a defect", () =>
+  it.effect("refuses options it cannot honour at construction, with a StoreConfigError", () =>
     Effect.gen(function*() {
       for (const options of [{ maxEntries: 0 }, { maxEntries: 1.5 }, { maxBytes: 10 }, { maxDataBytes: -1 }]) {
-        const exit = yield* Effect.exit(LruStore.make(options))
-        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), JSON.stringify(options))
+        yield* assertRefused(LruStore.make(options), "LruStore", Object.keys(options)[0])
       }
     }))
 })

@@ -1,11 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Option, TestClock } from "effect"
-import { MemoryStore, SessionData, SessionId, type SessionRecord, SessionStore, SessionToken } from "effect-sessions"
+import { MemoryStore, SessionData, type SessionRecord, SessionStore } from "effect-sessions"
 import { runContractSuite } from "effect-sessions/testing"
+import { freshId } from "./support/services.js"
 
 runContractSuite("MemoryStore contract", MemoryStore.layer())
-
-const freshId = () => SessionId.fromToken(SessionToken.unsafeGenerate())
 
 /** Creates `n` sessions expiring `lifetime` ms from now. */
 const createMany = (n: number, lifetime: number) =>

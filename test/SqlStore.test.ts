@@ -30,8 +30,8 @@ describe("SqlStore construction", () => {
         spanAttributes: []
       }).pipe(Effect.provide(Reactivity.layer))
       const error = failure(yield* Effect.exit(withClient(client, SqlStore.make())))
-      assert.strictEqual(error?._tag, "SqlStoreError")
-      assert.strictEqual(error?._tag === "SqlStoreError" ? error.reason : undefined, "UnsupportedDialect")
+      assert.strictEqual(error?._tag, "StoreConfigError")
+      assert.strictEqual(error?._tag === "StoreConfigError" ? error.reason : undefined, "UnsupportedDialect")
       assert.include(error?.message, "not supported")
     }))
 
@@ -39,7 +39,7 @@ describe("SqlStore construction", () => {
     Effect.gen(function*() {
       const client = yield* sqlite(":memory:").client
       const error = failure(yield* Effect.exit(withClient(client, SqlStore.make({ schema: "main" }))))
-      assert.strictEqual(error?._tag, "SqlStoreError")
+      assert.strictEqual(error?._tag, "StoreConfigError")
       assert.include(error?.message, "PostgreSQL only")
     }))
 
@@ -84,12 +84,12 @@ describe("SqlStore construction", () => {
       const hostile = failure(
         yield* Effect.exit(Effect.provide(Effect.void, layer).pipe(withEnv("x; DROP TABLE configured_sessions")))
       )
-      assert.strictEqual(hostile?._tag, "SqlStoreError")
+      assert.strictEqual(hostile?._tag, "StoreConfigError")
       const missing = failure(
         yield* Effect.exit(
           Effect.provide(Effect.void, layer).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
         )
       )
-      assert.isTrue(missing !== undefined && missing._tag !== "SqlStoreError" && missing._tag !== "StoreError")
+      assert.isTrue(missing !== undefined && missing._tag !== "StoreConfigError" && missing._tag !== "StoreError")
     }))
 })

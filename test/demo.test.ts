@@ -8,22 +8,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { demo } from "./support/browser.js"
-import { type Client, makeClient, type Reply } from "./support/http.js"
+import { type Client, csrfOf, makeClient, visitsOf } from "./support/http.js"
 
 const COOKIE = "__Host-session"
-
-const visitsOf = (reply: Reply): number => {
-  assert.strictEqual(reply.status, 200)
-  const match = /<strong id="visits">(\d+)<\/strong>/.exec(reply.body)
-  assert.isNotNull(match, "expected the visit counter on the page")
-  return Number(match![1])
-}
-
-const csrfOf = (reply: Reply): string => {
-  const match = /name="_csrf" value="([^"]+)"/.exec(reply.body)
-  assert.isNotNull(match, "expected a CSRF token in the page's form")
-  return match![1]
-}
 
 const sessionJson = (client: Client) =>
   Effect.map(client.get("/api/session"), (reply) => {

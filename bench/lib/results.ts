@@ -1,9 +1,11 @@
 /**
- * The shape of one benchmark run as written to `bench/results/*.json` and read by the chart,
- * plus the machine description printed under the table and the chart.
+ * The shape of one benchmark run as written to `bench/results/<date>.json` and read by the chart,
+ * `latest.json`'s pointer to the latest of them, and the machine description printed under the table and
+ * the chart.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
+import * as path from "node:path"
 
 /** Who a row belongs to: our library, a peer a user would pick instead, or the raw driver (the backend's limit). */
 export type Kind = "ours" | "peer" | "raw" | "baseline"
@@ -122,3 +124,24 @@ export const machine = (): Machine => ({
 
 export const describeMachine = (m: Machine): string =>
   `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}`
+
+/** What `bench/results/latest.json` holds: the name of the latest run's dated file beside it. */
+export interface LatestPointer {
+  readonly latest: string
+}
+
+/** `latestPointer(datedFile)` is the text of `latest.json` pointing at `datedFile` (a name in the same folder). */
+export const latestPointer = (datedFile: string): string =>
+  `${JSON.stringify({ latest: path.basename(datedFile) } satisfies LatestPointer, null, 2)}\n`
+
+/**
+ * `readResults(file)` reads a run's figures from `file`, following `latest.json`'s pointer to the dated file
+ * beside it.
+ */
+export const readResults = (file: string): Results => {
+  const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Results | LatestPointer
+  if ("latest" in parsed && typeof parsed.latest === "string") {
+    return JSON.parse(fs.readFileSync(path.join(path.dirname(file), path.basename(parsed.latest)), "utf8")) as Results
+  }
+  return parsed as Results
+}

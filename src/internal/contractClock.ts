@@ -26,6 +26,20 @@ export interface TimeTravel {
 }
 
 /**
+ * `shiftedClock(base, offset)` reads `base` plus `offset()` milliseconds, read on every call; it sleeps on `base`.
+ *
+ * @since 0.1.0
+ */
+export const shiftedClock = (base: Clock.Clock, offset: () => number): Clock.Clock => ({
+  [Clock.ClockTypeId]: Clock.ClockTypeId,
+  unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + offset(),
+  currentTimeMillis: Effect.map(base.currentTimeMillis, (t) => t + offset()),
+  unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(offset()) * 1_000_000n,
+  currentTimeNanos: Effect.map(base.currentTimeNanos, (t) => t + BigInt(offset()) * 1_000_000n),
+  sleep: (duration: Duration.Duration) => base.sleep(duration)
+})
+
+/**
  * `withTimeTravel(body)` runs `body` with a `Clock` that reads the ambient clock plus an offset that `body`
  * moves through the `TimeTravel` it receives; the offset starts at 0 and `sleep` is the ambient one.
  *
@@ -35,14 +49,7 @@ export const withTimeTravel = <A, E, R>(body: (travel: TimeTravel) => Effect.Eff
   Clock.clockWith((base) =>
     Effect.suspend(() => {
       let offset = 0
-      const clock: Clock.Clock = {
-        [Clock.ClockTypeId]: Clock.ClockTypeId,
-        unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + offset,
-        currentTimeMillis: Effect.map(base.currentTimeMillis, (t) => t + offset),
-        unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(offset) * 1_000_000n,
-        currentTimeNanos: Effect.map(base.currentTimeNanos, (t) => t + BigInt(offset) * 1_000_000n),
-        sleep: (duration: Duration.Duration) => base.sleep(duration)
-      }
+      const clock = shiftedClock(base, () => offset)
       const travel: TimeTravel = {
         now: clock.currentTimeMillis,
         advance: (ms) =>

@@ -7,6 +7,7 @@
  *
  * @internal
  */
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -14,6 +15,27 @@ import * as SessionData from "../SessionData.js"
 import type * as SessionRecord from "../SessionRecord.js"
 import type * as SessionStore from "../SessionStore.js"
 import * as StoreError from "../StoreError.js"
+
+/**
+ * What an in-process store offers besides the `SessionStore` contract (the `Service` of `MemoryStore` and
+ * `LruStore`).
+ *
+ * @since 0.1.0
+ */
+export interface InProcessService {
+  /** The `SessionStore` service of this store. */
+  readonly store: SessionStore.Service
+  /** `size` succeeds with the number of entries held, including expired ones not yet removed. */
+  readonly size: Effect.Effect<number>
+}
+
+/**
+ * `sizeOf(tag)` succeeds with the number of entries the in-process store under `tag` holds.
+ *
+ * @since 0.1.0
+ */
+export const sizeOf = <I, S extends InProcessService>(tag: Context.Tag<I, S>): Effect.Effect<number, never, I> =>
+  Effect.flatMap(tag, (service) => service.size)
 
 /**
  * One stored session: its data as JSON text (never the caller's object), its expiry and its version.

@@ -1,6 +1,6 @@
 /**
- * A mutex for session commits: uncontended, taking it costs a flag and an `ensuring` (a fraction of an
- * `Effect.Semaphore`, which the commit path took twice per request). Contended, waiters queue in arrival
+ * A mutex for session commits: uncontended, taking it costs a flag and an `ensuring`, less than an
+ * `Effect.Semaphore` on a path every request takes. Contended, waiters queue in arrival
  * order and the lock is handed from one to the next without being released in between, so a newcomer
  * cannot overtake a waiter.
  *

@@ -1,16 +1,15 @@
 /**
  * Named prepared statements on PostgreSQL, for the statements SqlStore sends on its reserved connections.
  *
- * `@effect/sql-pg` sends every statement unnamed: the server parses, analyses and plans it each time. For a
- * primary-key lookup that is most of the server's work: in `npm run bench` on this project's 2-core machine,
- * `pg` alone sending the store's statements named did 1.78 times the operations per second of the same
- * statements unnamed. `sqlx`, under tower-sessions, prepares and caches its statements per connection the same
- * way, and `@effect/sql-mysql2` already does (mysql2's `execute`).
+ * `@effect/sql-pg` sends every statement unnamed: the server parses, analyses and plans it each time, which
+ * for a primary-key lookup is most of the server's work (bench/README.md). `sqlx`, under tower-sessions,
+ * prepares and caches its statements per connection the same way, and `@effect/sql-mysql2` already does
+ * (mysql2's `execute`).
  *
  * `@effect/sql`'s `Connection` has no way to name a statement, so this module sends the statement on the `pg`
  * client behind a connection reserved from `@effect/sql-pg` (its `pg` field), with the same callback and the
  * same `SqlError` as `@effect/sql-pg` uses. When the connection has no such client (another driver, another
- * version of `@effect/sql-pg`), the statement goes through `Connection.execute` unnamed, as before.
+ * version of `@effect/sql-pg`), the statement goes through `Connection.execute` unnamed.
  *
  * The server can forget a statement the client believes prepared (`DISCARD ALL`, a pooler that moved the
  * client to another server) or refuse to run it (`cached plan must not change result type` after a column

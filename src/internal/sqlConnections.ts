@@ -2,8 +2,8 @@
  * Connections SqlStore reserves from the app's pool while it has operations in flight.
  *
  * Through the public statement path (`sql.unsafe(...)`), every statement builds a span, compiles, opens a
- * `Scope`, takes a connection from the driver's pool and gives it back: on Postgres about 75 µs of CPU per
- * load on top of the driver's own 55 (`bench/store-sql.ts`). Instead the store reserves connections through
+ * `Scope`, takes a connection from the driver's pool and gives it back, which costs more CPU than the driver
+ * itself spends on a load (bench/README.md). Instead the store reserves connections through
  * `SqlClient.reserve` (the public API transactions use) and sends its statements on them with
  * `Connection.execute`; the driver queues statements on a connection and sends each when the one before
  * completes, as `pg`'s and `mysql2`'s own clients do.

@@ -21,6 +21,7 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { assert } from "@effect/vitest"
 import { Session, SessionMiddleware, SessionStore } from "effect-sessions"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -81,8 +82,14 @@ export interface Client {
   readonly post: (path: string, body?: string) => Effect.Effect<Reply>
 }
 
-/** `makeClient(baseUrl)` is a client with its own empty cookie jar. */
-export const makeClient = (baseUrl: string): Client => {
+/**
+ * `makeClient(baseUrl, send)` is a client with its own empty cookie jar; it sends each Web `Request` with
+ * `send`: `fetch` by default, or a Web handler (`HttpApp.toWebHandler`, a router's `fetch`) served in-process.
+ */
+export const makeClient = (
+  baseUrl: string,
+  send: (request: Request) => Promise<Response> = (request) => fetch(request)
+): Client => {
   const jar = new Map<string, string>()
   const request = (path: string, init?: RequestInit): Effect.Effect<Reply> =>
     Effect.promise(async (signal) => {
@@ -90,7 +97,7 @@ export const makeClient = (baseUrl: string): Client => {
       if (jar.size > 0 && !headers.has("cookie")) {
         headers.set("cookie", Array.from(jar, ([k, v]) => `${k}=${v}`).join("; "))
       }
-      const response = await fetch(baseUrl + path, { ...init, headers, signal, redirect: "manual" })
+      const response = await send(new Request(baseUrl + path, { ...init, headers, signal, redirect: "manual" }))
       const body = await response.text()
       const setCookies = response.headers.getSetCookie().map(parseSetCookie)
       for (const c of setCookies) {
@@ -111,6 +118,21 @@ export const makeClient = (baseUrl: string): Client => {
     get: (path) => request(path),
     post: (path, body) => request(path, { method: "POST", ...(body !== undefined ? { body } : {}) })
   }
+}
+
+/** `visitsOf(reply)` is the visit counter of the demo's page (the reply must be a 200). */
+export const visitsOf = (reply: Reply): number => {
+  assert.strictEqual(reply.status, 200, reply.body)
+  const match = /<strong id="visits">(\d+)<\/strong>/.exec(reply.body)
+  assert.isNotNull(match, "expected the visit counter on the page")
+  return Number(match![1])
+}
+
+/** `csrfOf(reply)` is the CSRF token in the demo page's form. */
+export const csrfOf = (reply: Reply): string => {
+  const match = /name="_csrf" value="([^"]+)"/.exec(reply.body)
+  assert.isNotNull(match, "expected a CSRF token in the page's form")
+  return match![1]
 }
 
 /**

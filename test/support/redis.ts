@@ -255,7 +255,9 @@ export const race = <A>(
  * that construction fails with `Unavailable` from `connect` within 10 s; it succeeds with that error.
  */
 export const unreachable = (
-  makeLayer: (port: number) => Layer.Layer<SessionStore.SessionStore, StoreError.StoreError>
+  makeLayer: (
+    port: number
+  ) => Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | StoreError.StoreConfigError>
 ): Effect.Effect<StoreError.StoreError> =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(() => sparePort())
@@ -264,6 +266,7 @@ export const unreachable = (
       Effect.catchAll(() => Effect.dieMessage("the layer was built against a port where nothing listens"))
     )
     assert.strictEqual(error._tag, "StoreError")
+    if (error._tag !== "StoreError") return yield* Effect.dieMessage("the layer refused its options")
     assert.strictEqual(error.reason, "Unavailable")
     assert.strictEqual(error.method, "connect")
     assert.isBelow(Date.now() - started, 10_000)

@@ -4,9 +4,12 @@
  *
  * An unreachable server skips its suite loudly, except when `CI` is set: then it fails.
  */
-import { describe, it } from "@effect/vitest"
-import { Clock, Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import type { Clock } from "effect"
+import { Cause, Effect, Exit, Layer, Option } from "effect"
+import { SessionId, SessionToken, StoreError } from "effect-sessions"
 import * as net from "node:net"
+import { shiftedClock } from "../../src/internal/contractClock.js"
 
 export const env = {
   pgHost: process.env.PGHOST ?? "127.0.0.1",
@@ -74,15 +77,35 @@ export const describeService = async (
   describeRequirement(name, await probeTcp(host, port), `server at ${host}:${port} is unreachable`, body)
 
 /** `shiftClock(base, ms)` is `base` moved `ms` ahead (behind, for a negative `ms`); it sleeps on `base`. */
-export const shiftClock = (base: Clock.Clock, ms: number): Clock.Clock => {
-  const millis = () => base.unsafeCurrentTimeMillis() + ms
-  const nanos = () => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n
-  return {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: millis,
-    currentTimeMillis: Effect.sync(millis),
-    unsafeCurrentTimeNanos: nanos,
-    currentTimeNanos: Effect.sync(nanos),
-    sleep: (duration) => base.sleep(duration)
-  }
-}
+export const shiftClock = (base: Clock.Clock, ms: number): Clock.Clock => shiftedClock(base, () => ms)
+
+/** `freshId()` is the id of a new random token. */
+export const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
+
+/**
+ * `assertRefused(effect, store, option)` checks that `effect` fails with a `StoreConfigError` of reason
+ * `InvalidOption` from `store`, naming `option` in its field and its message.
+ */
+export const assertRefused = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  store: string,
+  option: string
+): Effect.Effect<void, never, R> =>
+  Effect.map(Effect.exit(effect), (exit) => {
+    const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+    const label = `${store} ${option}: ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "succeeded"}`
+    assert.isTrue(Option.isSome(error) && StoreError.isStoreConfigError(error.value), label)
+    const refused = Option.getOrThrow(Option.filter(error as Option.Option<unknown>, StoreError.isStoreConfigError))
+    assert.strictEqual(refused.reason, "InvalidOption", label)
+    assert.strictEqual(refused.store, store, label)
+    assert.strictEqual(refused.option, option, label)
+    assert.include(refused.message, `${store}: `, label)
+    assert.include(refused.message, option, label)
+  })
+
+/** `assertLayerRefused(layer, store, option)` is `assertRefused` on building `layer`. */
+export const assertLayerRefused = <ROut, E, RIn>(
+  layer: Layer.Layer<ROut, E, RIn>,
+  store: string,
+  option: string
+): Effect.Effect<void, never, RIn> => assertRefused(Effect.scoped(Layer.build(layer)), store, option)

@@ -9,13 +9,14 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Effect, Either, Exit, Layer, Option, type Scope, String as Str, Tracer } from "effect"
-import { SessionData, SessionId, type SessionRecord, SessionToken, type StoreError } from "effect-sessions"
+import type { SessionId } from "effect-sessions"
+import { SessionData, type SessionRecord, type StoreError } from "effect-sessions"
 import * as SqlStore from "effect-sessions/SqlStore"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { env, shiftClock } from "./services.js"
+import { env, freshId, shiftClock } from "./services.js"
 
 export type Dialect = "pg" | "mysql" | "sqlite"
 
@@ -159,7 +160,7 @@ export const recordingSpans = <A, E, R>(
 // ---------------------------------------------------------------------------------------------------------
 // The dialect tests every SQL target runs (test/SqlStore.<dialect>.test.ts call this).
 
-export const freshId = (): SessionId.SessionId => SessionId.fromToken(SessionToken.unsafeGenerate())
+export { freshId }
 
 /** A new record expiring a minute after `now`, with `entries` as its data. */
 export const record = (
@@ -397,7 +398,7 @@ export const sqlStoreSuite = (target: Target): void => {
           assert.isTrue(Exit.isFailure(exit), table)
           const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
           assert.isTrue(
-            Option.isSome(error) && error.value._tag === "SqlStoreError" && error.value.reason === "InvalidOption"
+            Option.isSome(error) && error.value._tag === "StoreConfigError" && error.value.reason === "InvalidOption"
           )
         }
         const badSchema = yield* Effect.exit(storeOn(client, "ok_name", { schema: `public; DROP TABLE ${victim}` }))
