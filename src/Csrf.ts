@@ -22,7 +22,7 @@
  * - The token is looked for in the header first. Only when it must come from an
  *   `application/x-www-form-urlencoded` body is the body read, and only after everything the
  *   headers decide: a request whose session holds no secret (no session cookie) is refused
- *   unread, and so is a body over `maxBodyBytes` (default 64 KiB) or of unknown length.
+ *   unread, and so is a body declared over `maxBodyBytes` (default 64 KiB); one of unknown length is read up to it.
  * - Safe methods (GET, HEAD, OPTIONS, TRACE) are never checked: keep them free of side effects.
  *
  * A failure is a `CsrfError`, which responds 403 with an opaque body. Its `reason` is for
@@ -112,9 +112,11 @@ export interface Options {
   /** The url-encoded form field carrying the token. Default `"_csrf"`. Multipart bodies are not read: send the header. */
   readonly fieldName?: string | undefined
   /**
-   * The largest url-encoded body read to find the token field, in bytes. Default 64 KiB. A longer body, or one
-   * without a `Content-Length`, is refused (reason `BodyTooLarge`) without being read: send such requests with
-   * the token in the header. A positive integer; anything else refuses every unsafe request (`InvalidOptions`).
+   * The largest url-encoded body read to find the token field, in bytes. Default 64 KiB. A body whose
+   * `Content-Length` is larger is refused (reason `BodyTooLarge`) without being read; one of unknown length
+   * (chunked, HTTP/2, a Web handler's `Request`) is read up to the cap, and reading stops once it is passed (on
+   * Node the connection is closed). Send larger forms with the token in the header. A positive integer; anything
+   * else refuses every unsafe request (`InvalidOptions`).
    */
   readonly maxBodyBytes?: number | undefined
   /**
@@ -239,8 +241,10 @@ const tokenCheck = (
   return Effect.flatMap(storedSecret, (secret) => {
     // no secret, no token can match: the body is not worth reading
     if (secret === undefined) return Effect.fail(csrfError("NoSession"))
+    // a declared length over the cap is refused unread; an unknown one (chunked, HTTP/2, Web handlers) is read
+    // under the cap, and the reading stops where the cap is passed
     const length = internal.declaredLength(request.headers["content-length"])
-    if (length === undefined || length > config.maxBodyBytes) return Effect.fail(csrfError("BodyTooLarge"))
+    if (length !== undefined && length > config.maxBodyBytes) return Effect.fail(csrfError("BodyTooLarge"))
     return request.urlParamsBody.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(config.maxBodyBytes)),
       Effect.map((params) => params.find(([name]) => name === config.fieldName)?.[1]),
@@ -324,7 +328,7 @@ export type CsrfErrorReason =
   | "InvalidToken"
   /** The session holds no CSRF secret (no session cookie, or no token was ever issued): refused before the body is read. */
   | "NoSession"
-  /** The token would have to come from a url-encoded body over `maxBodyBytes` or of unknown length: refused unread. */
+  /** The token would have to come from a url-encoded body declared over `maxBodyBytes`: refused unread. */
   | "BodyTooLarge"
   | "InvalidOptions"
 

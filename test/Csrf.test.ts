@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema } from "effect"
 import { Csrf, MemoryStore, Session, SessionMiddleware } from "effect-sessions"
 import { type Client, makeClient, serve } from "./support/http.js"
-import { awaitReply, open, type RawReply } from "./support/rawHttp.js"
+import { awaitReply, open, type RawReply, rawRequest } from "./support/rawHttp.js"
 
 const Actions = Session.key("actions", Schema.Number)
 
@@ -232,6 +232,44 @@ const refusedUnread = (url: string, head: Record<string, string>): Effect.Effect
     )
   }))
 
+/**
+ * `streamUntilAnswered(url, head, total)` streams a chunked form body of up to `total` bytes, a chunk at a time,
+ * and stops as soon as the server answers or closes: it succeeds with the bytes sent by then.
+ */
+const streamUntilAnswered = (url: string, head: Record<string, string>, total: number): Effect.Effect<number> =>
+  Effect.scoped(Effect.flatMap(open(url), (socket) =>
+    Effect.async<number>((resume) => {
+      let sent = 0
+      let done = false
+      const finish = () => {
+        if (done) return
+        done = true
+        resume(Effect.succeed(sent))
+      }
+      socket.on("data", finish)
+      socket.once("close", finish)
+      socket.once("error", finish)
+      const lines = Object.entries({
+        host: new URL(url).host,
+        "content-type": "application/x-www-form-urlencoded",
+        ...head
+      })
+        .map(([k, v]) => `${k}: ${v}\r\n`).join("")
+      socket.write(`POST /action HTTP/1.1\r\n${lines}\r\n`)
+      const chunk = "x".repeat(64 * 1024)
+      const pump = () => {
+        while (!done && sent < total) {
+          sent += chunk.length
+          if (!socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`)) {
+            socket.once("drain", pump)
+            return
+          }
+        }
+        if (!done) socket.write("0\r\n\r\n")
+      }
+      pump()
+    })))
+
 describe("Csrf decides from headers first and reads no body it does not need", () => {
   const app = withMiddleware()
   const big = String(40 * 1024 * 1024)
@@ -243,16 +281,33 @@ describe("Csrf decides from headers first and reads no body it does not need", (
         assertRefused(yield* refusedUnread(url, { "content-length": "100", origin: url }))
       })))
 
-  it.live("with a session, a body over maxBodyBytes or of unknown length is refused before it is sent", () =>
+  it.live("with a session, a body declared over maxBodyBytes is refused before it is sent", () =>
     withServer(app, (client, url) =>
       Effect.gen(function*() {
         yield* tokenOf(client)
         assertRefused(yield* refusedUnread(url, { "content-length": big, origin: url, cookie: cookieOf(client) }))
         assertRefused(yield* refusedUnread(url, { "content-length": "65537", origin: url, cookie: cookieOf(client) }))
-        assertRefused(
-          yield* refusedUnread(url, { "transfer-encoding": "chunked", origin: url, cookie: cookieOf(client) })
-        )
         assert.strictEqual(yield* actions(client), "0")
+      })))
+
+  it.live("a body of unknown length is read up to maxBodyBytes: within it the token is found, past it reading stops", () =>
+    withServer(app, (client, url) =>
+      Effect.gen(function*() {
+        const token = yield* tokenOf(client)
+        const chunked = (body: string) =>
+          `POST /action HTTP/1.1\r\nhost: ${new URL(url).host}\r\norigin: ${url}\r\ncookie: ${cookieOf(client)}\r\n` +
+          `content-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n` +
+          `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+        const small = yield* rawRequest(url, chunked(new URLSearchParams({ _csrf: token }).toString()))
+        assert.strictEqual(small.status, 200)
+        // 40 MiB streamed without a length: the server stops reading after the cap, without buffering the rest
+        const sent = yield* streamUntilAnswered(url, {
+          origin: url,
+          cookie: cookieOf(client),
+          "transfer-encoding": "chunked"
+        }, 40 * 1024 * 1024)
+        assert.isBelow(sent, 4 * 1024 * 1024, "the server went on reading far past the cap")
+        assert.strictEqual(yield* actions(client), "1")
       })))
 
   it.live("a form with the token after a megabyte of padding is refused; within the cap it passes and the handler reads the body", () =>
