@@ -140,19 +140,7 @@ export const run = (
           // Commits of this session in this process take turns; one that waited starts from the last one's record.
           const fromLatest = waited && latest !== undefined && current !== undefined && latest.version > current.version
           const attempt = fromLatest
-            ? Effect.clockWith((clock) => {
-              const t = clock.unsafeCurrentTimeMillis()
-              const nextBase = Plan.classify(latest)
-              return cas(
-                runner,
-                runner.decide(nextBase, changes, t, runner, incoming),
-                nextBase,
-                changes,
-                incoming,
-                t + runner.mergeDeadlineMs,
-                0
-              )
-            })
+            ? replan(runner, latest, changes, incoming, undefined, 0)
             : cas(runner, plan, base, changes, incoming, now + runner.mergeDeadlineMs, 0)
           return Effect.map(attempt, (outcome) => {
             entry.latest = outcome.locked
@@ -163,6 +151,25 @@ export const run = (
   }
   return plan.end === undefined ? afterEnd() : Effect.zipRight(runner.store.delete(plan.end), afterEnd())
 }
+
+/**
+ * `replan` decides the change set again on `record` (the latest one) at the current time and runs that plan;
+ * `deadline` `undefined` starts a new merge deadline.
+ */
+const replan = (
+  runner: Runner,
+  record: SessionRecord,
+  changes: Plan.ChangeSet,
+  incoming: Plan.Incoming,
+  deadline: number | undefined,
+  attempt: number
+): Effect.Effect<Outcome, StoreError.StoreError> =>
+  Effect.clockWith((clock) => {
+    const now = clock.unsafeCurrentTimeMillis()
+    const base = Plan.classify(record)
+    const plan = runner.decide(base, changes, now, runner, incoming)
+    return cas(runner, plan, base, changes, incoming, deadline ?? now + runner.mergeDeadlineMs, attempt)
+  })
 
 /** `cas` runs a plan whose write may conflict (inside the session's lock), re-planning after each `Conflict`. */
 const cas = (
@@ -186,19 +193,7 @@ const cas = (
         Effect.flatMap((found) => {
           // The session ended meanwhile (logout, expiry, revocation): `Gone`.
           if (Option.isNone(found)) return Effect.succeed(GONE_OUTCOME)
-          return Effect.clockWith((c) => {
-            const at = c.unsafeCurrentTimeMillis()
-            const next = Plan.classify(found.value)
-            return cas(
-              runner,
-              runner.decide(next, changes, at, runner, incoming),
-              next,
-              changes,
-              incoming,
-              deadline,
-              attempt + 1
-            )
-          })
+          return replan(runner, found.value, changes, incoming, deadline, attempt + 1)
         })
       )
     })
