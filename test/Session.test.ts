@@ -666,6 +666,20 @@ describe("Session", () => {
         })))
   })
 
+  it.live("a change that changes nothing writes nothing: an equal value again keeps the stored version", () =>
+    withServer(undefined, ({ client, probe, store }) =>
+      Effect.gen(function*() {
+        const token = tokenOf(yield* client.post("/secret"))
+        probe.reset()
+        const again = yield* client.post("/secret")
+        assert.strictEqual(again.status, 200)
+        assert.strictEqual(probe.counts.save, 0)
+        assert.strictEqual(Option.getOrThrow(yield* loadByToken(store, token)).version, 1)
+        // removing a key that is not there writes nothing either
+        yield* client.post("/insert-remove")
+        assert.strictEqual(probe.counts.save, 0)
+      })))
+
   it.live("the library's metadata key is reserved: writing it is an Encode error, reading it finds nothing", () =>
     withServer(undefined, ({ client }) =>
       Effect.gen(function*() {
