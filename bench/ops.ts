@@ -1,9 +1,10 @@
 /**
- * Effect operations and CPU per request of the bench's HTTP app (bench/http/effect.ts: `/count` and `/read`
+ * Effect operations per request of the bench's HTTP app (bench/http/effect.ts: `/count` and `/read`
  * with `SessionMiddleware` over MemoryStore, and the same routes without sessions), served in this process by
  * `NodeHttpServer` and driven by `fetch` with one cookie per client. Operations are counted by a scheduler that
  * sees every step of every fiber (`shouldYield` is asked once per operation); they are deterministic for a
- * given version of the code. CPU per request is this process's, client included: compare rows, not runs.
+ * given version of the code. (CPU is not reported here: client and server share this process; the HTTP part
+ * of `npm run bench` measures the server's CPU per request.)
  *
  * `npx tsx bench/ops.ts` (`OPS_REQUESTS` requests per row, default 2,000).
  */
@@ -74,17 +75,10 @@ const row = async (name: string, sessions: boolean, route: "count" | "read") => 
   }
   for (let i = 0; i < 200; i++) await hit(i)
   ops = 0
-  const cpu = process.cpuUsage()
   for (let i = 0; i < requests; i++) await hit(i)
-  const used = process.cpuUsage(cpu)
   const perRequest = ops / requests
   await server.close()
-  return {
-    name,
-    route,
-    opsPerRequest: Math.round(perRequest * 10) / 10,
-    cpuMicros: Math.round((used.user + used.system) / requests)
-  }
+  return { name, route, opsPerRequest: Math.round(perRequest * 10) / 10 }
 }
 
 const rows = [
