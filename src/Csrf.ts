@@ -78,7 +78,7 @@ import * as Session from "./Session.js"
  *
  * @since 0.1.0
  */
-export const TOKEN_KEY = "effect-sessions:csrf"
+export const TOKEN_KEY: typeof internal.TOKEN_KEY = internal.TOKEN_KEY
 
 /**
  * The default request header carrying the token.

@@ -224,15 +224,10 @@ const resolveConfig = (
     }
   })
 
-/** Every value of a cookie of the session's name, read strictly from the `Cookie` header. */
-const cookieValues = (request: HttpServerRequest.HttpServerRequest, name: string): ReadonlyArray<string> =>
-  internalCookie.sessionCookieValues(request.headers["cookie"], name)
-
 const fromConfig = (config: internal.Config): Service => {
-  const cookieName = config.cookie.name
   const session = Effect.map(
     HttpServerRequest.HttpServerRequest,
-    (request) => new internal.RequestSession(config, cookieValues(request, cookieName))
+    (request) => new internal.RequestSession(config, request.headers["cookie"])
   )
   return {
     apply: <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session>> =>
@@ -242,7 +237,7 @@ const fromConfig = (config: internal.Config): Service => {
         // operations per request.
         const context = fiber.currentContext
         const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-        const state = new internal.RequestSession(config, cookieValues(request, cookieName))
+        const state = new internal.RequestSession(config, request.headers["cookie"])
         const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
         const handlers = Option.some<HttpApp.PreResponseHandler>(
           previous._tag === "None"

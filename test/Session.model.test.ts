@@ -402,7 +402,7 @@ const mutants: ReadonlyArray<readonly [string, typeof Plan.decide]> = [
       if (plan.write._tag !== "Move" || base._tag !== "Live") return plan
       return {
         end: base.record.id,
-        write: { _tag: "Create", data: plan.write.data, expiresAt: plan.write.expiresAt },
+        write: { _tag: "Create", data: plan.write.data, meta: plan.write.meta, expiresAt: plan.write.expiresAt },
         cookie: plan.cookie
       }
     }
@@ -423,7 +423,10 @@ const mutants: ReadonlyArray<readonly [string, typeof Plan.decide]> = [
     (base, changes, now, rules, incoming) => {
       const plan = Plan.decide(base, changes, now, rules, incoming)
       if (plan.write._tag !== "Move") return plan
-      return { ...plan, write: { _tag: "Create", data: plan.write.data, expiresAt: plan.write.expiresAt } }
+      return {
+        ...plan,
+        write: { _tag: "Create", data: plan.write.data, meta: plan.write.meta, expiresAt: plan.write.expiresAt }
+      }
     }
   ]
 ]

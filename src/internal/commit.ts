@@ -109,11 +109,12 @@ const done = (plan: Plan.Plan, base: Plan.Base, token?: SessionToken.SessionToke
   locked: base._tag === "Absent" ? undefined : base.record
 })
 
-const live = (record: SessionRecord): Plan.Base => Plan.classify(record)
+/** What a record the plan wrote is to the request: its metadata is the plan's, not decoded again. */
+const live = (record: SessionRecord, meta: Plan.Metadata): Plan.Base => ({ _tag: "Live", record, meta })
 
 /**
  * `run` carries out `plan` (made by `decide` from `base`, `changes` and `now`) and, on `Conflict`, the
- * plans that follow it.
+ * plans that follow it. A write that may conflict runs holding the session's lock in this process.
  */
 export const run = (
   runner: Runner,
@@ -124,32 +125,23 @@ export const run = (
   incoming: Plan.Incoming
 ): Effect.Effect<Outcome, StoreError.StoreError> => {
   const write = plan.write
-  const afterEnd = (): Effect.Effect<Outcome, StoreError.StoreError> => {
-    switch (write._tag) {
-      case "None":
-        return Effect.succeed(done(plan, plan.end === undefined ? base : ABSENT))
-      case "Create":
-        return Effect.map(createFresh(runner, write.data, write.expiresAt), (c) => done(plan, live(c.record), c.token))
-      case "End":
-        return Effect.as(runner.store.delete(write.id), done(plan, ABSENT))
-      case "Save":
-      case "Move":
-        return runner.locks.with(write._tag === "Save" ? write.record.id : write.tombstone.id, (entry, waited) => {
-          const current = base._tag === "Absent" ? undefined : base.record
-          const latest = entry.latest
-          // Commits of this session in this process take turns; one that waited starts from the last one's record.
-          const fromLatest = waited && latest !== undefined && current !== undefined && latest.version > current.version
-          const attempt = fromLatest
-            ? replan(runner, latest, changes, incoming, undefined, 0)
-            : cas(runner, plan, base, changes, incoming, now + runner.mergeDeadlineMs, 0)
-          return Effect.map(attempt, (outcome) => {
-            entry.latest = outcome.locked
-            return outcome
-          })
-        })
-    }
-  }
-  return plan.end === undefined ? afterEnd() : Effect.zipRight(runner.store.delete(plan.end), afterEnd())
+  const deadline = now + runner.mergeDeadlineMs
+  const written = write._tag !== "Save" && write._tag !== "Move"
+    ? cas(runner, plan, plan.end === undefined ? base : ABSENT, changes, incoming, deadline, 0)
+    : runner.locks.with(write._tag === "Save" ? write.record.id : write.tombstone.id, (entry, waited) => {
+      const current = base._tag === "Absent" ? undefined : base.record
+      const latest = entry.latest
+      // Commits of this session in this process take turns; one that waited starts from the last one's record.
+      const fromLatest = waited && latest !== undefined && current !== undefined && latest.version > current.version
+      const attempt = fromLatest
+        ? replan(runner, latest, changes, incoming, undefined, 0)
+        : cas(runner, plan, base, changes, incoming, deadline, 0)
+      return Effect.map(attempt, (outcome) => {
+        entry.latest = outcome.locked
+        return outcome
+      })
+    })
+  return plan.end === undefined ? written : Effect.zipRight(runner.store.delete(plan.end), written)
 }
 
 /**
@@ -204,7 +196,7 @@ const cas = (
         if (problem !== undefined) return Effect.fail(problem)
       }
       return Effect.matchEffect(runner.store.save(write.record), {
-        onSuccess: (saved) => Effect.succeed(done(plan, live(saved))),
+        onSuccess: (saved) => Effect.succeed(done(plan, live(saved, write.meta))),
         onFailure: (e) => {
           if (e.reason === "Gone") return Effect.succeed(GONE_OUTCOME)
           if (e.reason === "Conflict") return retry(e, write.record.id)
@@ -229,7 +221,7 @@ const cas = (
             // The old record is the tombstone now: the session's next commit in this process starts from it.
             onSuccess: (tombstone) => {
               return Effect.succeed<Outcome>({
-                base: live(created.record),
+                base: live(created.record, write.meta),
                 token: created.token,
                 cookie: plan.cookie,
                 locked: tombstone
@@ -251,6 +243,9 @@ const cas = (
     case "End":
       return Effect.as(runner.store.delete(write.id), done(plan, ABSENT))
     case "Create":
-      return Effect.map(createFresh(runner, write.data, write.expiresAt), (c) => done(plan, live(c.record), c.token))
+      return Effect.map(
+        createFresh(runner, write.data, write.expiresAt),
+        (c) => done(plan, live(c.record, write.meta), c.token)
+      )
   }
 }

@@ -4,6 +4,9 @@
  */
 import { timingSafeEqual } from "node:crypto"
 
+/** The session key holding the CSRF secret (`Csrf.TOKEN_KEY`; `cycleId` drops it to rotate the secret). @internal */
+export const TOKEN_KEY = "effect-sessions:csrf"
+
 /** Bytes in the secret a session keeps. */
 const SECRET_BYTES = 32
 

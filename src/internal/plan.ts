@@ -23,9 +23,12 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Expiry from "../Expiry.js"
 import { META_KEY, Metadata } from "../Session.js"
+
+export type { Metadata } from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import type { SessionId } from "../SessionId.js"
 import type { SessionRecord } from "../SessionRecord.js"
+import * as Csrf from "./csrf.js"
 
 /** One key's change. */
 export type Change = { readonly op: "set"; readonly value: SessionData.JsonValue } | { readonly op: "remove" }
@@ -66,13 +69,19 @@ export type Base =
 export type Write =
   | { readonly _tag: "None" }
   /** Create a session under a fresh token (`Collision`: draw again). */
-  | { readonly _tag: "Create"; readonly data: SessionData.SessionData; readonly expiresAt: number }
+  | {
+    readonly _tag: "Create"
+    readonly data: SessionData.SessionData
+    readonly meta: Metadata
+    readonly expiresAt: number
+  }
   /** Compare-and-set save; `refresh` when only the expiry moves (a read-only request). */
-  | { readonly _tag: "Save"; readonly record: SessionRecord; readonly refresh: boolean }
+  | { readonly _tag: "Save"; readonly record: SessionRecord; readonly meta: Metadata; readonly refresh: boolean }
   /** Create the data under a fresh token, then compare-and-set the old record into `tombstone`. */
   | {
     readonly _tag: "Move"
     readonly data: SessionData.SessionData
+    readonly meta: Metadata
     readonly expiresAt: number
     readonly tombstone: SessionRecord
   }
@@ -99,9 +108,6 @@ export interface Incoming {
   /** It verified under an older signing key: re-issue it under the first. */
   readonly reissue: boolean
 }
-
-/** The key `Csrf` keeps its secret under. */
-export const CSRF_KEY = "effect-sessions:csrf"
 
 export const NO_CHANGES: ChangeSet = {
   flushed: false,
@@ -238,7 +244,7 @@ const fresh = (
   }
   return {
     end,
-    write: { _tag: "Create", data: withMeta(data, meta), expiresAt: at },
+    write: { _tag: "Create", data: withMeta(data, meta), meta, expiresAt: at },
     cookie: setCookie(meta, at, now, rules)
   }
 }
@@ -264,7 +270,7 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
         (meta.expiry === undefined || !Expiry.equals(meta.expiry, changes.expiry))
       if (changes.cycle) {
         const data = merged.data
-        if (rules.rotateCsrfOnCycle) delete data[CSRF_KEY]
+        if (rules.rotateCsrfOnCycle) delete data[Csrf.TOKEN_KEY]
         const nextMeta = metaOf(meta.createdAt ?? now, expiryChanged ? changes.expiry : meta.expiry)
         const at = expiresAt(nextMeta, now, rules)
         if (at <= now) return { end: undefined, write: { _tag: "End", id: record.id }, cookie: REMOVE_COOKIE }
@@ -278,7 +284,7 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
         // A new token always needs its cookie, also for a browser-session cookie.
         return {
           end: undefined,
-          write: { _tag: "Move", data: withMeta(data, nextMeta), expiresAt: at, tombstone },
+          write: { _tag: "Move", data: withMeta(data, nextMeta), meta: nextMeta, expiresAt: at, tombstone },
           cookie: setCookie(nextMeta, at, now, rules)
         }
       }
@@ -293,6 +299,7 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
           write: {
             _tag: "Save",
             record: { id: record.id, data: withMeta(merged.data, nextMeta), expiresAt: at, version: record.version },
+            meta: nextMeta,
             refresh: false
           },
           cookie: sendCookie ? setCookie(nextMeta, at, now, rules) : NO_COOKIE
@@ -304,7 +311,7 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
         const sessionCookie = (meta.expiry ?? rules.expiry)._tag === "OnSessionEnd"
         return {
           end: undefined,
-          write: { _tag: "Save", record: { ...record, expiresAt: next }, refresh: true },
+          write: { _tag: "Save", record: { ...record, expiresAt: next }, meta, refresh: true },
           cookie: !sessionCookie || incoming.reissue ? setCookie(meta, next, now, rules) : NO_COOKIE
         }
       }

@@ -99,8 +99,25 @@ export class RequestSession implements SessionService {
   private finished = false
   private mutex: Mutex | undefined = undefined
 
-  /** `values`: the values of every cookie of the session's name, in header order. */
-  constructor(readonly config: Config, readonly values: ReadonlyArray<string>) {}
+  private cookieValues: ReadonlyArray<string> | undefined = undefined
+
+  /** `cookieHeader`: the request's `Cookie` header, read (strictly) only when the session needs it. */
+  constructor(readonly config: Config, readonly cookieHeader: string | undefined) {}
+
+  /** The values of every cookie of the session's name, in header order. */
+  private get values(): ReadonlyArray<string> {
+    return this.cookieValues ??= Cookie.sessionCookieValues(this.cookieHeader, this.config.cookie.name)
+  }
+
+  /**
+   * `untouchedNeedsNothing` is true when a request that never touched the session has nothing to commit: only a
+   * cookie signed under an older key needs work (re-issued under the first key).
+   */
+  private untouchedNeedsNothing(): boolean {
+    if (this.config.signer === undefined || this.values.length === 0) return true
+    this.resolveToken()
+    return !this.reissue
+  }
 
   // ---------------------------------------------------------------------------
   // incoming token and load
@@ -423,12 +440,7 @@ export class RequestSession implements SessionService {
   }
 
   private commitLoaded(): Effect.Effect<void, StoreError.StoreError> {
-    if (this.phase === "idle") {
-      // Untouched. Only a cookie signed under an older key needs work: re-issue it under the first key.
-      if (this.config.signer === undefined || this.values.length === 0) return Effect.void
-      this.resolveToken()
-      if (!this.reissue) return Effect.void
-    }
+    if (this.phase === "idle" && this.untouchedNeedsNothing()) return Effect.void
     return Effect.flatMap(
       this.load(),
       () => Effect.clockWith((clock) => this.commitAt(clock.unsafeCurrentTimeMillis()))
@@ -516,7 +528,7 @@ export class RequestSession implements SessionService {
         })
       })
     }
-    if (this.phase === "idle" && (this.config.signer === undefined || this.values.length === 0)) {
+    if (this.phase === "idle" && this.untouchedNeedsNothing()) {
       return Effect.succeed(response)
     }
     return this.respondAfter(this.commit, response)
