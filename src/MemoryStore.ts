@@ -31,10 +31,16 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as Binding from "./internal/binding.js"
 import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
 import * as OptionChecks from "./internal/optionChecks.js"
+import { withClockAndSpan } from "./internal/tracing.js"
+import * as SessionData from "./SessionData.js"
+import type { SessionId } from "./SessionId.js"
+import * as SessionIndex from "./SessionIndex.js"
 import * as SessionStore from "./SessionStore.js"
 import type * as StoreError from "./StoreError.js"
 
@@ -43,7 +49,10 @@ import type * as StoreError from "./StoreError.js"
  *
  * @since 0.1.0
  */
-export interface Service extends InProcessService, SessionStore.WithExpiredDeletion {}
+export interface Service extends InProcessService, SessionStore.WithExpiredDeletion {
+  /** The per-user index of this store. */
+  readonly index: SessionIndex.Service
+}
 
 /**
  * The memory store's own service, provided by `layer` beside `SessionStore` and `ExpiredDeletion`.
@@ -75,6 +84,8 @@ export interface Options {
   readonly spans?: boolean | undefined
 }
 
+const SPAN = { kind: "internal", captureStackTrace: false } as const
+
 /** Entries a `create` examines for expiry, so a busy store sheds expired entries between sweeps. */
 const CREATE_SWEEP_STEPS = 2
 
@@ -93,6 +104,19 @@ export const make = (options?: Options): Effect.Effect<Service, StoreError.Store
       OptionChecks.duration("MemoryStore", "sweepInterval", options?.sweepInterval, { infinite: true })
     ])
     const entries = new Map<string, JsonEntry>()
+    // The index: user key → ids of the sessions bound to that user, kept in the step that changes `entries`.
+    const byUser = new Map<string, Set<string>>()
+    const unfile = (id: string, entry: JsonEntry): void => {
+      if (entry.user === undefined) return
+      const ids = byUser.get(entry.user)
+      if (ids === undefined) return
+      ids.delete(id)
+      if (ids.size === 0) byUser.delete(entry.user)
+    }
+    const drop = (id: string, entry: JsonEntry): void => {
+      unfile(id, entry)
+      entries.delete(id)
+    }
     const defaultBatch = Math.max(1, Math.floor(options?.batchSize ?? SessionStore.DEFAULT_BATCH_SIZE))
 
     // Amortized sweep: a cursor that walks the map a few entries per `create`, wrapping around.
@@ -105,21 +129,29 @@ export const make = (options?: Options): Effect.Effect<Service, StoreError.Store
           cursor = undefined
           return
         }
-        if (next.value[1].expiresAt <= now) entries.delete(next.value[0])
+        if (next.value[1].expiresAt <= now) drop(next.value[0], next.value[1])
       }
     }
 
     const backend = makeEntryBackend("MemoryStore", {
       get: (id) => entries.get(id),
       put: (id, entry, now) => {
+        const old = entries.get(id)
         // Only a create adds an entry: let it examine a few others on the way.
-        if (!entries.has(id)) step(now)
+        if (old === undefined) step(now)
+        else unfile(id, old)
         entries.set(id, entry)
+        if (entry.user !== undefined) {
+          const ids = byUser.get(entry.user)
+          if (ids === undefined) byUser.set(entry.user, new Set([id]))
+          else ids.add(id)
+        }
       },
       remove: (id) => {
-        entries.delete(id)
+        const old = entries.get(id)
+        if (old !== undefined) drop(id, old)
       }
-    })
+    }, { indexed: true })
 
     // One pass over the map, `limit` entries per synchronous step, yielding between steps.
     const sweep = (limit: number, now: number): Effect.Effect<number> =>
@@ -131,7 +163,7 @@ export const make = (options?: Options): Effect.Effect<Service, StoreError.Store
             const next = it.next()
             if (next.done === true) return Effect.succeed(removed)
             if (next.value[1].expiresAt <= now) {
-              entries.delete(next.value[0])
+              drop(next.value[0], next.value[1])
               removed++
             }
           }
@@ -155,9 +187,56 @@ export const make = (options?: Options): Effect.Effect<Service, StoreError.Store
     const interval = options?.sweepInterval ?? Duration.seconds(60)
     yield* Effect.forkScoped(Effect.forever(Effect.delay(expiredDeletion.deleteExpired(), interval)))
 
+    // Each call runs in one synchronous step: atomic with respect to every write of the store.
+    const spans = options?.spans ?? true
+    const index = SessionIndex.make({
+      list: (userId) =>
+        withClockAndSpan(
+          (now) =>
+            Effect.sync(() => {
+              const out: Array<SessionIndex.Entry> = []
+              const ids = byUser.get(Binding.userKey(userId))
+              if (ids === undefined) return out
+              for (const id of ids) {
+                const entry = entries.get(id)!
+                if (entry.expiresAt <= now) continue
+                const data = SessionData.decode(entry.json)
+                if (Either.isLeft(data)) continue
+                const listed = Binding.entryOf(id as SessionId, data.right, entry.expiresAt, userId)
+                if (listed !== undefined) out.push(listed)
+              }
+              return out.sort(Binding.byRecency)
+            }),
+          spans,
+          "MemoryStore.index.list",
+          SPAN
+        ),
+      revokeIds: (userId, revokeOptions) =>
+        withClockAndSpan(
+          (now) =>
+            Effect.sync(() => {
+              const key = Binding.userKey(userId)
+              const ids = byUser.get(key)
+              const revoked: Array<SessionId> = []
+              if (ids === undefined) return revoked
+              for (const id of Array.from(ids)) {
+                if (id === revokeOptions?.except) continue
+                const entry = entries.get(id)!
+                if (entry.expiresAt > now) revoked.push(id as SessionId)
+                drop(id, entry)
+              }
+              return revoked
+            }),
+          spans,
+          "MemoryStore.index.revoke",
+          SPAN
+        )
+    })
+
     return {
       store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
       expiredDeletion,
+      index,
       size: Effect.sync(() => entries.size)
     }
   })
@@ -170,10 +249,17 @@ export const make = (options?: Options): Effect.Effect<Service, StoreError.Store
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | MemoryStore, StoreError.StoreConfigError> =>
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex | MemoryStore,
+  StoreError.StoreConfigError
+> =>
   Layer.scopedContext(
     Effect.map(
       make(options),
-      (service) => Context.add(SessionStore.expiredDeletionContext(service), MemoryStore, service)
+      (service) =>
+        SessionStore.expiredDeletionContext(service).pipe(
+          Context.add(SessionIndex.SessionIndex, service.index),
+          Context.add(MemoryStore, service)
+        )
     )
   )

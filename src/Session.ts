@@ -35,6 +35,7 @@
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
 import type * as Option from "effect/Option"
@@ -80,6 +81,58 @@ export class SessionError extends Schema.TaggedError<SessionError>("effect-sessi
 }
 
 /**
+ * `requireFresh` refused: the session is bound to no user (`"Unbound"`), or its user authenticated longer ago
+ * than the handler allows (`"Stale"`). As a `Schema.TaggedError` (status 401) an `HttpApi` can declare it; it
+ * carries no user id.
+ *
+ * @since 0.3.0
+ */
+export class NotFresh extends Schema.TaggedError<NotFresh>("effect-sessions/NotFresh")(
+  "NotFresh",
+  { reason: Schema.Literal("Unbound", "Stale") },
+  HttpApiSchema.annotations({ status: 401, description: "Sign in (again) to continue." })
+) {
+  override get message(): string {
+    return this.reason === "Unbound"
+      ? "the session is bound to no user"
+      : "the user authenticated too long ago for this action"
+  }
+}
+
+/**
+ * Device details kept with a user binding. By default `bindUser` keeps the request's `User-Agent` (trimmed to
+ * printable ASCII, at most 256 characters) and no IP address (see the middleware's `device` option).
+ *
+ * @since 0.3.0
+ */
+export interface Device {
+  readonly userAgent?: string | undefined
+  readonly ip?: string | undefined
+}
+
+/**
+ * The user the session is bound to, as a handler reads it.
+ *
+ * @since 0.3.0
+ */
+export interface SessionUser {
+  readonly id: string
+  /** When the user authenticated (epoch ms): the time of the `bindUser` call. */
+  readonly authenticatedAt: number
+  readonly device: Device
+}
+
+/**
+ * Options of `bindUser`.
+ *
+ * @since 0.3.0
+ */
+export interface BindOptions {
+  /** The device details to keep, instead of those the middleware's `device` option takes from the request. */
+  readonly device?: Device | undefined
+}
+
+/**
  * `sessionError` builds a `SessionError` carrying a server-side `cause` (not encoded, never sent).
  *
  * @since 0.1.0
@@ -100,18 +153,44 @@ export const sessionError = (reason: SessionErrorReason, cause?: unknown): Sessi
  */
 export const META_KEY = "effect-sessions:meta"
 
+/** The longest user id `bindUser` accepts, in UTF-16 code units. */
+export const MAX_USER_ID_LENGTH = 255
+
+/**
+ * A session's user, as `bindUser` stored it: the app's user id (an opaque string of 1 to 255 characters), when
+ * the user authenticated (epoch ms), and the device details the app chose to keep.
+ *
+ * @since 0.3.0
+ */
+export const UserBinding = Schema.Struct({
+  id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_USER_ID_LENGTH)),
+  authenticatedAt: Schema.NonNegativeInt,
+  userAgent: Schema.optional(Schema.String),
+  ip: Schema.optional(Schema.String)
+})
+
+/**
+ * The decoded `UserBinding`.
+ *
+ * @since 0.3.0
+ */
+export type UserBinding = Schema.Schema.Type<typeof UserBinding>
+
 /**
  * The library's metadata, as stored under `META_KEY`: when the session was created, the expiry it set for
- * itself with `setExpiry`, and, on the record a `cycleId` moved away from, when it moved (such a record holds
- * no data; it keeps requests still carrying the old token from undoing the login until it expires, after the
- * grace window). Unknown fields are ignored; a malformed value reads as no metadata.
+ * itself with `setExpiry`, the user it is bound to (`bindUser`), when a request last wrote it, and, on the
+ * record a `cycleId` moved away from, when it moved (such a record holds no data and no user; it keeps
+ * requests still carrying the old token from undoing the login until it expires, after the grace window).
+ * Unknown fields are ignored; a malformed value reads as no metadata.
  *
  * @since 0.2.0
  */
 export const Metadata = Schema.Struct({
   createdAt: Schema.optional(Schema.NonNegativeInt),
   expiry: Schema.optional(Expiry.ExpiryFromJson),
-  movedAt: Schema.optional(Schema.NonNegativeInt)
+  movedAt: Schema.optional(Schema.NonNegativeInt),
+  user: Schema.optional(UserBinding),
+  refreshedAt: Schema.optional(Schema.NonNegativeInt)
 })
 
 /**
@@ -163,6 +242,21 @@ export interface Service {
   readonly expiresAt: Effect.Effect<number, SessionError>
   /** `save` commits the changes made so far now, instead of when the response leaves. */
   readonly save: Effect.Effect<void, SessionError>
+  /**
+   * `bindUser(userId)` binds the session to a user of the app (on login, typically with `cycleId`) and records
+   * the authentication time and device details; binding again (re-authentication) renews them. A bound session
+   * is listed and revoked through `SessionIndex`. A user id that is not 1 to 255 characters is an `Encode` error.
+   */
+  readonly bindUser: (userId: string, options?: BindOptions) => Effect.Effect<void, SessionError>
+  /** `unbindUser` removes the binding (the session's data stays); unbinding an unbound session changes nothing. */
+  readonly unbindUser: Effect.Effect<void, SessionError>
+  /** `user` succeeds with the bound user, or `Option.none()`. */
+  readonly user: Effect.Effect<Option.Option<SessionUser>, SessionError>
+  /**
+   * `requireFresh(maxAge)` succeeds with the bound user when it authenticated at most `maxAge` ago, and fails
+   * with `NotFresh` otherwise (for a payment or a password change: ask the user to sign in again).
+   */
+  readonly requireFresh: (maxAge: Duration.DurationInput) => Effect.Effect<SessionUser, SessionError | NotFresh>
 }
 
 /**
@@ -276,6 +370,42 @@ export const expiresAt: Effect.Effect<number, SessionError, Session> = Effect.fl
  * @since 0.1.0
  */
 export const save: Effect.Effect<void, SessionError, Session> = Effect.flatMap(Session, (s) => s.save)
+
+/**
+ * `bindUser(userId, options)` binds the current session to a user (see `Service.bindUser`).
+ *
+ * @since 0.3.0
+ */
+export const bindUser = (userId: string, options?: BindOptions): Effect.Effect<void, SessionError, Session> =>
+  Effect.flatMap(Session, (s) => s.bindUser(userId, options))
+
+/**
+ * `unbindUser` removes the current session's user binding.
+ *
+ * @since 0.3.0
+ */
+export const unbindUser: Effect.Effect<void, SessionError, Session> = Effect.flatMap(Session, (s) => s.unbindUser)
+
+/**
+ * `user` succeeds with the current session's user, or `Option.none()`.
+ *
+ * @since 0.3.0
+ */
+export const user: Effect.Effect<Option.Option<SessionUser>, SessionError, Session> = Effect.flatMap(
+  Session,
+  (s) => s.user
+)
+
+/**
+ * `requireFresh(maxAge)` succeeds with the current user when it authenticated at most `maxAge` ago, else fails
+ * with `NotFresh`.
+ *
+ * @since 0.3.0
+ */
+export const requireFresh = (
+  maxAge: Duration.DurationInput
+): Effect.Effect<SessionUser, SessionError | NotFresh, Session> =>
+  Effect.flatMap(Session, (s) => s.requireFresh(maxAge))
 
 /**
  * A typed session key: `yield* key` reads it (`Option<A>`), `key.set(a)` writes it, `key.remove` removes it.

@@ -117,6 +117,12 @@ export interface Options {
    * one verified under an older key is re-issued under the first.
    */
   readonly signer?: CookieSigner.Signer | undefined
+  /**
+   * The device details `Session.bindUser` keeps when the app passes none: the request's `User-Agent` (default
+   * `true`; printable ASCII, at most 256 characters) and its remote address (default `false`: an IP address is
+   * personal data; behind a proxy it is the proxy's, so pass `device.ip` yourself from a header you trust).
+   */
+  readonly device?: { readonly userAgent?: boolean | undefined; readonly ip?: boolean | undefined } | undefined
 }
 
 /**
@@ -207,6 +213,10 @@ const resolveConfig = (
     }
     const rotateCsrfOnCycle = options?.rotateCsrfOnCycle ?? true
     if (typeof rotateCsrfOnCycle !== "boolean") return yield* fail("session rotateCsrfOnCycle must be a boolean")
+    const device = { userAgent: options?.device?.userAgent ?? true, ip: options?.device?.ip ?? false }
+    if (typeof device.userAgent !== "boolean" || typeof device.ip !== "boolean") {
+      return yield* fail("session device.userAgent and device.ip must be booleans")
+    }
     return {
       store,
       cookie: cookie.right,
@@ -218,6 +228,7 @@ const resolveConfig = (
       mergeDeadlineMs: get(durations.mergeDeadline) ?? Duration.toMillis(DEFAULT_MERGE_DEADLINE),
       cycleGraceMs: get(durations.cycleGrace) ?? Duration.toMillis(DEFAULT_CYCLE_GRACE),
       rotateCsrfOnCycle,
+      device,
       maxDataBytes,
       locks: new internal.CommitLocks(),
       decide
@@ -227,7 +238,7 @@ const resolveConfig = (
 const fromConfig = (config: internal.Config): Service => {
   const session = Effect.map(
     HttpServerRequest.HttpServerRequest,
-    (request) => new internal.RequestSession(config, request.headers["cookie"])
+    (request) => new internal.RequestSession(config, request.headers["cookie"], request)
   )
   return {
     apply: <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session>> =>
@@ -237,7 +248,7 @@ const fromConfig = (config: internal.Config): Service => {
         // operations per request.
         const context = fiber.currentContext
         const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-        const state = new internal.RequestSession(config, request.headers["cookie"])
+        const state = new internal.RequestSession(config, request.headers["cookie"], request)
         const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
         const handlers = Option.some<HttpApp.PreResponseHandler>(
           previous._tag === "None"

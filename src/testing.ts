@@ -23,7 +23,26 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { checks, type ContractCheck, ContractSettings, ContractViolation } from "./internal/contractChecks.js"
+import { type IndexCheck, indexChecks } from "./internal/indexChecks.js"
+import type * as SessionIndex from "./SessionIndex.js"
 import * as SessionStore from "./SessionStore.js"
+
+export {
+  /**
+   * Every check of the session index contract, for stores that provide `SessionIndex`.
+   *
+   * @since 0.3.0
+   */
+  indexChecks
+}
+export type {
+  /**
+   * One check of the session index contract.
+   *
+   * @since 0.3.0
+   */
+  IndexCheck
+}
 
 export {
   /**
@@ -151,6 +170,35 @@ export const runContractSuite = (
         options?.timeout
       )
     }
+  }
+  if (options?.live === true) {
+    vitestLayer(layer, { excludeTestServices: true })(name, (it) => body(it))
+  } else {
+    vitestLayer(layer)(name, (it) => body(it))
+  }
+}
+
+/**
+ * `runIndexContractSuite(name, layer, options)` registers a `describe` with one test per check of the index
+ * contract, all sharing one instance of `layer` (a store that provides `SessionIndex`).
+ *
+ * @since 0.3.0
+ */
+export const runIndexContractSuite = (
+  name: string,
+  layer: Layer.Layer<SessionStore.SessionStore | SessionIndex.SessionIndex, unknown>,
+  options?: Pick<RunOptions, "live" | "timeout">
+): void => {
+  const body = (
+    it: {
+      readonly effect: (
+        name: string,
+        self: () => Effect.Effect<void, unknown, SessionStore.SessionStore | SessionIndex.SessionIndex>,
+        timeout?: number
+      ) => void
+    }
+  ) => {
+    for (const check of indexChecks) it.effect(check.name, () => check.run, options?.timeout)
   }
   if (options?.live === true) {
     vitestLayer(layer, { excludeTestServices: true })(name, (it) => body(it))

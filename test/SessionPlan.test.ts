@@ -65,7 +65,7 @@ describe("the commit plan", () => {
     assert.strictEqual(plan.write._tag, "Create")
     if (plan.write._tag !== "Create") return
     assert.deepStrictEqual(userData(plan.write.data), { n: 1 })
-    assert.deepStrictEqual(Plan.readMeta(plan.write.data), { createdAt: NOW })
+    assert.deepStrictEqual(Plan.readMeta(plan.write.data), { createdAt: NOW, refreshedAt: NOW })
     assert.strictEqual(plan.write.expiresAt, NOW + 60 * MINUTE)
     assert.deepStrictEqual(plan.cookie, { _tag: "Set", maxAge: 3600 })
   })
@@ -192,7 +192,9 @@ describe("the commit plan", () => {
     if (plan.write._tag !== "Save") return
     assert.isTrue(plan.write.refresh)
     assert.strictEqual(plan.write.record.expiresAt, NOW + 60 * MINUTE)
-    assert.strictEqual(plan.write.record.data, old.data)
+    // the same data; the metadata records the refresh
+    assert.deepStrictEqual(userData(plan.write.record.data), userData(old.data))
+    assert.deepStrictEqual(Plan.readMeta(plan.write.record.data), { ...Plan.readMeta(old.data), refreshedAt: NOW })
     assert.deepStrictEqual(plan.cookie, { _tag: "Set", maxAge: 3600 })
     // an explicit refreshAfter
     assert.isTrue(

@@ -15,6 +15,7 @@ import * as SessionData from "../SessionData.js"
 import type * as SessionRecord from "../SessionRecord.js"
 import type * as SessionStore from "../SessionStore.js"
 import * as StoreError from "../StoreError.js"
+import * as Binding from "./binding.js"
 
 /**
  * What an in-process store offers besides the `SessionStore` contract (the `Service` of `MemoryStore` and
@@ -46,6 +47,8 @@ export interface JsonEntry {
   readonly json: string
   readonly expiresAt: number
   readonly version: number
+  /** The index key of the user the session is bound to (`binding.userKey`), for a store that keeps an index. */
+  readonly user?: string | undefined
 }
 
 /**
@@ -67,7 +70,16 @@ export interface EntryTable {
  *
  * @since 0.1.0
  */
-export const makeEntryBackend = (name: string, table: EntryTable): SessionStore.Backend => {
+export const makeEntryBackend = (
+  name: string,
+  table: EntryTable,
+  options?: { readonly indexed?: boolean | undefined }
+): SessionStore.Backend => {
+  const indexed = options?.indexed === true
+  const entry = (record: SessionRecord.SessionRecord, json: string, version: number): JsonEntry =>
+    indexed
+      ? { json, expiresAt: record.expiresAt, version, user: Binding.userKeyOf(record.data) }
+      : { json, expiresAt: record.expiresAt, version }
   /** The live entry under `id` at `now`; an expired one is removed on the way. */
   const live = (id: string, now: number): JsonEntry | undefined => {
     const entry = table.get(id, now)
@@ -80,16 +92,16 @@ export const makeEntryBackend = (name: string, table: EntryTable): SessionStore.
     create: (record, json, now) =>
       Effect.suspend(() => {
         if (live(record.id, now) !== undefined) return Effect.fail(StoreError.make("Collision", "create"))
-        table.put(record.id, { json, expiresAt: record.expiresAt, version: record.version }, now)
+        table.put(record.id, entry(record, json, record.version), now)
         return Effect.succeed(record)
       }),
     save: (record, json, now) =>
       Effect.suspend(() => {
-        const entry = live(record.id, now)
-        if (entry === undefined) return Effect.fail(StoreError.make("Gone", "save"))
-        if (entry.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
-        const version = entry.version + 1
-        table.put(record.id, { json, expiresAt: record.expiresAt, version }, now)
+        const current = live(record.id, now)
+        if (current === undefined) return Effect.fail(StoreError.make("Gone", "save"))
+        if (current.version !== record.version) return Effect.fail(StoreError.make("Conflict", "save"))
+        const version = current.version + 1
+        table.put(record.id, entry(record, json, version), now)
         return Effect.succeed<SessionRecord.SessionRecord>({
           id: record.id,
           data: record.data,

@@ -22,7 +22,7 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Expiry from "../Expiry.js"
-import { META_KEY, Metadata } from "../Session.js"
+import { META_KEY, Metadata, type UserBinding } from "../Session.js"
 
 export type { Metadata } from "../Session.js"
 import * as SessionData from "../SessionData.js"
@@ -44,7 +44,12 @@ export interface ChangeSet {
   readonly expiry: Expiry.Expiry | undefined
   /** `cycleId`: move the session to a fresh token. */
   readonly cycle: boolean
+  /** `bindUser` / `unbindUser`: the session's user from now on. */
+  readonly user: UserChange | undefined
 }
+
+/** A change of the session's user. */
+export type UserChange = { readonly _tag: "Bind"; readonly binding: UserBinding } | { readonly _tag: "Unbind" }
 
 /** The configuration the rules read. */
 export interface Rules {
@@ -114,7 +119,8 @@ export const NO_CHANGES: ChangeSet = {
   changes: new Map(),
   cleared: false,
   expiry: undefined,
-  cycle: false
+  cycle: false,
+  user: undefined
 }
 
 const NO_COOKIE: CookiePlan = { _tag: "None" }
@@ -145,8 +151,27 @@ export const classify = (record: SessionRecord | undefined): Base => {
   return meta.movedAt !== undefined ? { _tag: "Moved", record } : { _tag: "Live", record, meta }
 }
 
-const metaOf = (createdAt: number, expiry: Expiry.Expiry | undefined): Metadata =>
-  expiry === undefined ? { createdAt } : { createdAt, expiry }
+/** The metadata a write stores: `refreshedAt` is the write's time. */
+const metaOf = (
+  createdAt: number,
+  expiry: Expiry.Expiry | undefined,
+  user: UserBinding | undefined,
+  now: number
+): Metadata => {
+  const meta: { -readonly [K in keyof Metadata]: Metadata[K] } = { createdAt }
+  if (expiry !== undefined) meta.expiry = expiry
+  if (user !== undefined) meta.user = user
+  meta.refreshedAt = now
+  return meta
+}
+
+/** The user a write stores: the change's, else the one the session has. */
+const nextUser = (meta: Metadata, change: UserChange | undefined): UserBinding | undefined =>
+  change === undefined ? meta.user : change._tag === "Bind" ? change.binding : undefined
+
+/** A user change changes the session: a bind always (a new authentication), an unbind of a bound session. */
+const userChanged = (meta: Metadata, change: UserChange | undefined): boolean =>
+  change !== undefined && (change._tag === "Bind" || meta.user !== undefined)
 
 const withMeta = (data: Record<string, SessionData.JsonValue>, meta: Metadata): SessionData.SessionData => {
   data[META_KEY] = encodeMeta(meta) as SessionData.JsonValue
@@ -236,10 +261,10 @@ const fresh = (
   removeCookie: boolean
 ): Plan => {
   const { data } = merge(undefined, changes)
-  const meta = metaOf(now, changes.expiry)
+  const meta = metaOf(now, changes.expiry, nextUser(NO_META, changes.user), now)
   const at = expiresAt(meta, now, rules)
-  if (userKeys(data) === 0 || at <= now) {
-    // An empty session that was never stored is never stored and sets no cookie.
+  if ((userKeys(data) === 0 && meta.user === undefined) || at <= now) {
+    // An empty session that was never stored is never stored and sets no cookie (a bound user is not empty).
     return end === undefined && !removeCookie ? NOTHING : { end, write: { _tag: "None" }, cookie: REMOVE_COOKIE }
   }
   return {
@@ -271,7 +296,12 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
       if (changes.cycle) {
         const data = merged.data
         if (rules.rotateCsrfOnCycle) delete data[Csrf.TOKEN_KEY]
-        const nextMeta = metaOf(meta.createdAt ?? now, expiryChanged ? changes.expiry : meta.expiry)
+        const nextMeta = metaOf(
+          meta.createdAt ?? now,
+          expiryChanged ? changes.expiry : meta.expiry,
+          nextUser(meta, changes.user),
+          now
+        )
         const at = expiresAt(nextMeta, now, rules)
         if (at <= now) return { end: undefined, write: { _tag: "End", id: record.id }, cookie: REMOVE_COOKIE }
         const tombstoneMeta: Metadata = { createdAt: nextMeta.createdAt, movedAt: now }
@@ -288,8 +318,13 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
           cookie: setCookie(nextMeta, at, now, rules)
         }
       }
-      if (merged.changed || expiryChanged) {
-        const nextMeta = metaOf(meta.createdAt ?? now, expiryChanged ? changes.expiry : meta.expiry)
+      if (merged.changed || expiryChanged || userChanged(meta, changes.user)) {
+        const nextMeta = metaOf(
+          meta.createdAt ?? now,
+          expiryChanged ? changes.expiry : meta.expiry,
+          nextUser(meta, changes.user),
+          now
+        )
         const at = expiresAt(nextMeta, now, rules)
         if (at <= now) return { end: undefined, write: { _tag: "End", id: record.id }, cookie: REMOVE_COOKIE }
         const fixed = (nextMeta.expiry ?? rules.expiry)._tag === "OnSessionEnd"
@@ -309,9 +344,11 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
       const next = refreshedExpiresAt(record, meta, now, rules)
       if (next !== undefined) {
         const sessionCookie = (meta.expiry ?? rules.expiry)._tag === "OnSessionEnd"
+        const refreshed: Metadata = { ...meta, refreshedAt: now }
+        const data = withMeta(Object.assign(Object.create(null), record.data), refreshed)
         return {
           end: undefined,
-          write: { _tag: "Save", record: { ...record, expiresAt: next }, meta, refresh: true },
+          write: { _tag: "Save", record: { ...record, data, expiresAt: next }, meta: refreshed, refresh: true },
           cookie: !sessionCookie || incoming.reissue ? setCookie(meta, next, now, rules) : NO_COOKIE
         }
       }

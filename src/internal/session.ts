@@ -13,6 +13,7 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -21,7 +22,17 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Signer } from "../CookieSigner.js"
 import type * as Expiry from "../Expiry.js"
-import { META_KEY, type Service as SessionService, type SessionError, sessionError } from "../Session.js"
+import {
+  type BindOptions,
+  MAX_USER_ID_LENGTH,
+  META_KEY,
+  NotFresh,
+  type Service as SessionService,
+  type SessionError,
+  sessionError,
+  type SessionUser,
+  type UserBinding
+} from "../Session.js"
 import * as SessionData from "../SessionData.js"
 import * as SessionId from "../SessionId.js"
 import type * as SessionToken from "../SessionToken.js"
@@ -37,6 +48,24 @@ export { CommitLocks } from "./commitLocks.js"
 export interface Config extends Commit.Runner {
   readonly cookie: Cookie.ResolvedCookie
   readonly signer: Signer | undefined
+  /** The device details `bindUser` takes from the request when the app passes none. */
+  readonly device: { readonly userAgent: boolean; readonly ip: boolean }
+}
+
+/** The request details a binding may keep. */
+export interface RequestDetails {
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly remoteAddress: Option.Option<string>
+}
+
+const MAX_USER_AGENT = 256
+const MAX_IP = 64
+
+/** `printable(s, max)` keeps the printable ASCII of an attacker-controlled string, at most `max` characters. */
+const printable = (s: unknown, max: number): string | undefined => {
+  if (typeof s !== "string") return undefined
+  const out = s.slice(0, max * 4).replace(/[^\x20-\x7e]/g, "").trim().slice(0, max)
+  return out.length === 0 ? undefined : out
 }
 
 type CookieAction =
@@ -49,6 +78,17 @@ const REMOVE_COOKIE: CookieAction = { _tag: "Remove" }
 const ABSENT: Plan.Base = { _tag: "Absent" }
 const NO_CHANGES = new Map<string, Plan.Change>()
 const REMOVE: Plan.Change = { op: "remove" }
+const UNBIND: Plan.UserChange = { _tag: "Unbind" }
+
+const toSessionUser = (binding: UserBinding): SessionUser => ({
+  id: binding.id,
+  authenticatedAt: binding.authenticatedAt,
+  device: binding.ip === undefined
+    ? binding.userAgent === undefined ? {} : { userAgent: binding.userAgent }
+    : binding.userAgent === undefined
+    ? { ip: binding.ip }
+    : { userAgent: binding.userAgent, ip: binding.ip }
+})
 
 const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k)
 
@@ -91,6 +131,7 @@ export class RequestSession implements SessionService {
   private clearGen = 0
   private expiryChange: Expiry.Expiry | undefined = undefined
   private cycled = false
+  private userChange: Plan.UserChange | undefined = undefined
   private flushed = false
   private flushGen = 0
   // outcome
@@ -102,7 +143,11 @@ export class RequestSession implements SessionService {
   private cookieValues: ReadonlyArray<string> | undefined = undefined
 
   /** `cookieHeader`: the request's `Cookie` header, read (strictly) only when the session needs it. */
-  constructor(readonly config: Config, readonly cookieHeader: string | undefined) {}
+  constructor(
+    readonly config: Config,
+    readonly cookieHeader: string | undefined,
+    readonly request?: RequestDetails | undefined
+  ) {}
 
   /** The values of every cookie of the session's name, in header order. */
   private get values(): ReadonlyArray<string> {
@@ -367,6 +412,7 @@ export class RequestSession implements SessionService {
       this.clearGen++
       this.expiryChange = undefined
       this.cycled = false
+      this.userChange = undefined
       this.flushed = true
       this.flushGen++
     })
@@ -384,6 +430,84 @@ export class RequestSession implements SessionService {
     })
   }
 
+  // ---------------------------------------------------------------------------
+  // the user
+  // ---------------------------------------------------------------------------
+
+  private boundBindUser: SessionService["bindUser"] | undefined = undefined
+  private boundRequireFresh: SessionService["requireFresh"] | undefined = undefined
+
+  get bindUser(): SessionService["bindUser"] {
+    return this.boundBindUser ??= (userId: string, options?: BindOptions) => this.bindTo(userId, options)
+  }
+
+  get requireFresh(): SessionService["requireFresh"] {
+    return this.boundRequireFresh ??= (maxAge: Duration.DurationInput) => this.fresh(maxAge)
+  }
+
+  /** The device details of a binding: the app's, else what the configuration takes from the request. */
+  private deviceOf(options: BindOptions | undefined): { userAgent?: string; ip?: string } {
+    const given = options?.device
+    const userAgent = given !== undefined
+      ? printable(given.userAgent, MAX_USER_AGENT)
+      : this.config.device.userAgent
+      ? printable(this.request?.headers["user-agent"], MAX_USER_AGENT)
+      : undefined
+    const ip = given !== undefined
+      ? printable(given.ip, MAX_IP)
+      : this.config.device.ip && this.request !== undefined
+      ? printable(Option.getOrUndefined(this.request.remoteAddress), MAX_IP)
+      : undefined
+    const device: { userAgent?: string; ip?: string } = {}
+    if (userAgent !== undefined) device.userAgent = userAgent
+    if (ip !== undefined) device.ip = ip
+    return device
+  }
+
+  private bindTo(userId: string, options: BindOptions | undefined): Effect.Effect<void, SessionError> {
+    if (typeof userId !== "string" || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
+      return Effect.fail(
+        sessionError("Encode", new Error(`the user id must be a string of 1 to ${MAX_USER_ID_LENGTH} characters`))
+      )
+    }
+    const device = this.deviceOf(options)
+    return Effect.clockWith((clock) => {
+      const binding: UserBinding = { id: userId, authenticatedAt: clock.unsafeCurrentTimeMillis(), ...device }
+      return this.syncLoaded(() => {
+        this.userChange = { _tag: "Bind", binding }
+      })
+    })
+  }
+
+  get unbindUser(): Effect.Effect<void, SessionError> {
+    return this.syncLoaded(() => {
+      this.userChange = UNBIND
+    })
+  }
+
+  private currentUser(): UserBinding | undefined {
+    const change = this.userChange
+    if (change !== undefined) return change._tag === "Bind" ? change.binding : undefined
+    return this.base._tag === "Live" && !this.flushed ? this.base.meta.user : undefined
+  }
+
+  get user(): Effect.Effect<Option.Option<SessionUser>, SessionError> {
+    return this.syncLoaded(() => Option.map(Option.fromNullable(this.currentUser()), toSessionUser))
+  }
+
+  private fresh(maxAge: Duration.DurationInput): Effect.Effect<SessionUser, SessionError | NotFresh> {
+    const limit = Duration.toMillis(maxAge)
+    return Effect.flatMap(this.syncLoaded(() => this.currentUser()), (binding) =>
+      Effect.clockWith((clock) => {
+        if (binding === undefined) return Effect.fail(new NotFresh({ reason: "Unbound" }))
+        // A negative age (a clock moved back) is no freshness either: fresh means within [0, maxAge].
+        const age = clock.unsafeCurrentTimeMillis() - binding.authenticatedAt
+        return age >= 0 && age <= limit
+          ? Effect.succeed(toSessionUser(binding))
+          : Effect.fail(new NotFresh({ reason: "Stale" }))
+      }))
+  }
+
   get save(): Effect.Effect<void, SessionError> {
     return Effect.mapError(this.commit, (e) => sessionError(e.reason === "Encode" ? "Encode" : "Store", e))
   }
@@ -399,6 +523,7 @@ export class RequestSession implements SessionService {
       cleared: this.cleared,
       expiry: this.expiryChange,
       cycle: this.cycled,
+      user: this.userChange,
       clearGen: this.clearGen,
       flushGen: this.flushGen
     }
@@ -412,6 +537,7 @@ export class RequestSession implements SessionService {
     if (this.clearGen === snapshot.clearGen) this.cleared = false
     if (this.expiryChange === snapshot.expiry) this.expiryChange = undefined
     if (snapshot.cycle) this.cycled = false
+    if (this.userChange === snapshot.user) this.userChange = undefined
     if (this.flushGen === snapshot.flushGen) this.flushed = false
   }
 

@@ -4,7 +4,16 @@
  * can reach what `make` would otherwise guard (the data rules, the expiry filter on load).
  */
 import { Clock, Context, Data, Effect, Either, Layer, Option } from "effect"
-import { SessionData, type SessionId, type SessionRecord, SessionStore, StoreError } from "effect-sessions"
+import {
+  SessionData,
+  type SessionId,
+  SessionIndex,
+  type SessionRecord,
+  SessionStore,
+  StoreError
+} from "effect-sessions"
+import * as Binding from "../../src/internal/binding.js"
+import { META_KEY } from "../../src/Session.js"
 
 export interface Flaws {
   /** `create` replaces a live record. */
@@ -45,12 +54,31 @@ export interface Flaws {
   readonly deleteExpiredRemovesLive?: boolean
   /** `deleteExpired` removes the expired records but returns 0. */
   readonly deleteExpiredMiscounts?: boolean
+  /** The index's `list` returns every indexed session, whoever's it is. */
+  readonly listIgnoresUser?: boolean
+  /** The index's entries carry no device details. */
+  readonly listDropsDevice?: boolean
+  /** The index files a session at `create` only; a `save` that rebinds or unbinds is not refiled. */
+  readonly indexNotRefiledOnSave?: boolean
+  /** `list` includes expired sessions. */
+  readonly listIncludesExpired?: boolean
+  /** The index reads the binding of a moved session's tombstone as live. */
+  readonly indexFilesTombstones?: boolean
+  /** `revoke` counts the expired sessions it removes. */
+  readonly revokeCountsExpired?: boolean
+  /** `revoke` ignores `except`. */
+  readonly revokeIgnoresExcept?: boolean
+  /** `revoke` notes each session's version, yields, then deletes only those still at that version. */
+  readonly revokeByVersion?: boolean
+  /** `create` files the index first, yields, then writes; `revoke` deletes what it listed, then the user's set. */
+  readonly indexFiledFirstAndRevokeClearsSet?: boolean
 }
 
 interface Entry {
   readonly json: string
   readonly expiresAt: number
   readonly version: number
+  readonly user: string | undefined
 }
 
 /** A `StoreError` look-alike whose message names the id. */
@@ -71,6 +99,34 @@ const assign = (value: unknown): unknown => {
 export const make = (flaws: Flaws = {}) =>
   Effect.sync(() => {
     const entries = new Map<string, Entry>()
+    const byUser = new Map<string, Set<string>>()
+    /** The user a record is filed under: `Binding.userOf`, or, flawed, a tombstone's old binding too. */
+    const userOf = (data: SessionData.SessionData): string | undefined => {
+      if (flaws.indexFilesTombstones !== true) return Binding.userOf(data)
+      const meta = data[META_KEY] as { user?: { id?: unknown } } | undefined
+      return typeof meta?.user?.id === "string" ? meta.user.id : undefined
+    }
+    const file = (id: string, user: string | undefined) => {
+      if (user === undefined) return
+      const ids = byUser.get(user) ?? new Set()
+      ids.add(id)
+      byUser.set(user, ids)
+    }
+    const unfile = (id: string, user: string | undefined) => {
+      if (user !== undefined) byUser.get(user)?.delete(id)
+    }
+    const put = (id: string, entry: Entry, refile: boolean) => {
+      const old = entries.get(id)
+      entries.set(id, entry)
+      if (!refile) return
+      if (old !== undefined) unfile(id, old.user)
+      file(id, entry.user)
+    }
+    const remove = (id: string): boolean => {
+      const old = entries.get(id)
+      if (old !== undefined) unfile(id, old.user)
+      return entries.delete(id)
+    }
     const fail = (reason: StoreError.Reason, method: StoreError.Method, id: SessionId.SessionId) =>
       Effect.fail(
         flaws.errorsCarryId === true
@@ -92,7 +148,8 @@ export const make = (flaws: Flaws = {}) =>
     const entryOf = (record: SessionRecord.SessionRecord, json: string, version: number): Entry => ({
       json: flaws.latin1 === true ? Buffer.from(json, "utf8").toString("latin1") : json,
       expiresAt: flaws.expiresAtInSeconds === true ? Math.floor(record.expiresAt / 1000) * 1000 : record.expiresAt,
-      version
+      version,
+      user: userOf(record.data)
     })
     const live = (id: string, now: number) => {
       const entry = entries.get(id)
@@ -110,7 +167,16 @@ export const make = (flaws: Flaws = {}) =>
             : live(record.id, now) !== undefined
           yield* pause(flaws.createRacy)
           if (taken && flaws.createOverwrites !== true) return yield* fail("Collision", "create", record.id)
-          entries.set(record.id, entryOf(record, json, record.version))
+          const entry = entryOf(record, json, record.version)
+          if (flaws.indexFiledFirstAndRevokeClearsSet === true) {
+            file(record.id, entry.user)
+            yield* Effect.yieldNow()
+            // checked again, so that the create stays atomic: only the index is out of step
+            if (live(record.id, now) !== undefined) return yield* fail("Collision", "create", record.id)
+            entries.set(record.id, entry)
+          } else {
+            put(record.id, entry, true)
+          }
           return flaws.createReturnsOther === true ? { ...record, data: SessionData.empty() } : record
         }),
       save: (record) =>
@@ -124,7 +190,7 @@ export const make = (flaws: Flaws = {}) =>
             return yield* fail("Conflict", "save", record.id)
           }
           const version = flaws.saveKeepsVersion === true ? record.version : (entry?.version ?? record.version) + 1
-          entries.set(record.id, entryOf(record, json, version))
+          put(record.id, entryOf(record, json, version), flaws.indexNotRefiledOnSave !== true)
           return { ...record, version }
         }),
       load: (id) =>
@@ -144,7 +210,7 @@ export const make = (flaws: Flaws = {}) =>
       delete: (id) =>
         Effect.suspend(() => {
           if (flaws.deleteDoesNothing === true) return Effect.void
-          if (!entries.delete(id) && flaws.deleteFailsWhenMissing === true) return fail("Gone", "delete", id)
+          if (!remove(id) && flaws.deleteFailsWhenMissing === true) return fail("Gone", "delete", id)
           return Effect.void
         })
     })
@@ -155,7 +221,7 @@ export const make = (flaws: Flaws = {}) =>
           let removed = 0
           for (const [id, entry] of entries) {
             if (entry.expiresAt <= now || flaws.deleteExpiredRemovesLive === true) {
-              entries.delete(id)
+              remove(id)
               removed++
             }
           }
@@ -163,10 +229,68 @@ export const make = (flaws: Flaws = {}) =>
         })
     })
 
+    const index = SessionIndex.make({
+      list: (userId) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const ids = flaws.listIgnoresUser === true
+            ? Array.from(byUser.values()).flatMap((set) => Array.from(set))
+            : Array.from(byUser.get(userId) ?? [])
+          const out: Array<SessionIndex.Entry> = []
+          for (const id of ids) {
+            const entry = entries.get(id)
+            if (entry === undefined || (entry.expiresAt <= now && flaws.listIncludesExpired !== true)) continue
+            const data = SessionData.decode(entry.json)
+            if (Either.isLeft(data)) continue
+            const bound = entry.user ?? userId
+            const listed = Binding.entryOf(
+              id as SessionId.SessionId,
+              stripMoved(data.right, flaws),
+              entry.expiresAt,
+              bound
+            )
+            if (listed !== undefined) out.push(flaws.listDropsDevice === true ? { ...listed, device: {} } : listed)
+          }
+          return out.sort(Binding.byRecency)
+        }),
+      revokeIds: (userId, options) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const ids = Array.from(byUser.get(userId) ?? [])
+            .filter((id) => flaws.revokeIgnoresExcept === true || id !== options?.except)
+          const versions = new Map(ids.map((id) => [id, entries.get(id)?.version]))
+          // a window between listing and deleting, as a store that talks to a server has
+          if (flaws.revokeByVersion === true || flaws.indexFiledFirstAndRevokeClearsSet === true) {
+            for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+          }
+          const revoked: Array<SessionId.SessionId> = []
+          for (const id of ids) {
+            const entry = entries.get(id)
+            if (entry === undefined) continue
+            if (flaws.revokeByVersion === true && entry.version !== versions.get(id)) continue
+            if (entry.expiresAt > now || flaws.revokeCountsExpired === true) revoked.push(id as SessionId.SessionId)
+            remove(id)
+          }
+          if (flaws.indexFiledFirstAndRevokeClearsSet === true) byUser.delete(userId)
+          return revoked
+        })
+    })
+
     return Context.make(SessionStore.SessionStore, store).pipe(
-      Context.add(SessionStore.ExpiredDeletion, expiredDeletion)
+      Context.add(SessionStore.ExpiredDeletion, expiredDeletion),
+      Context.add(SessionIndex.SessionIndex, index)
     )
   })
 
-export const layer = (flaws: Flaws = {}): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion> =>
+/** For the flaw that files tombstones: their entry as if the binding were live. */
+const stripMoved = (data: SessionData.SessionData, flaws: Flaws): SessionData.SessionData => {
+  if (flaws.indexFilesTombstones !== true) return data
+  const meta = data[META_KEY]
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta) || !("movedAt" in meta)) return data
+  const { movedAt: _, ...rest } = meta as Record<string, SessionData.JsonValue>
+  return { ...data, [META_KEY]: rest }
+}
+
+export const layer = (
+  flaws: Flaws = {}
+): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex> =>
   Layer.effectContext(make(flaws))

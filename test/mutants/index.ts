@@ -2,14 +2,14 @@
  * One deliberately broken store per contract rule: the contract suite must catch each of them.
  */
 import type { Layer } from "effect"
-import type { SessionStore } from "effect-sessions"
+import type { SessionIndex, SessionStore } from "effect-sessions"
 import * as FlawedStore from "./FlawedStore.js"
 
 export interface Mutant {
   readonly name: string
   /** The rules it breaks: on this store, at least one check of each must fail. */
   readonly rules: ReadonlyArray<string>
-  readonly layer: Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion>
+  readonly layer: Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex>
 }
 
 const mutant = (name: string, rules: ReadonlyArray<string>, flaws: FlawedStore.Flaws): Mutant => ({
@@ -45,4 +45,21 @@ export const mutants: ReadonlyArray<Mutant> = [
 ]
 
 /** The same store without flaws: every check must pass on it, so each mutant fails for its flaw alone. */
-export const flawless: Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion> = FlawedStore.layer()
+export const flawless: Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex
+> = FlawedStore.layer()
+
+/** One broken index per rule of the index contract: its checks must catch each of them. */
+export const indexMutants: ReadonlyArray<Mutant> = [
+  mutant("an index whose list returns every user's sessions", ["list-after-create"], { listIgnoresUser: true }),
+  mutant("an index that drops the device details", ["list-after-create"], { listDropsDevice: true }),
+  mutant("an index filed at create only", ["list-after-save"], { indexNotRefiledOnSave: true }),
+  mutant("an index that lists expired sessions", ["list-only-live"], { listIncludesExpired: true }),
+  mutant("an index that files a moved session's tombstone", ["list-only-live"], { indexFilesTombstones: true }),
+  mutant("a revoke that counts expired sessions", ["revoke-all"], { revokeCountsExpired: true }),
+  mutant("a revoke that ignores except", ["revoke-except"], { revokeIgnoresExcept: true }),
+  mutant("a revoke that skips sessions saved since it listed them", ["revoke-beats-saves"], { revokeByVersion: true }),
+  mutant("a create that files the index before writing, and a revoke that clears the user's set", [
+    "create-vs-revoke"
+  ], { indexFiledFirstAndRevokeClearsSet: true })
+]
