@@ -26,7 +26,8 @@
  * read from the store every time.
  *
  * The result provides everything the `store` layer provides, with its `SessionStore` replaced by the
- * caching one; of the `cache` layer only its `SessionStore` is used. A passed-through `ExpiredDeletion`
+ * caching one, and its `SessionIndex` (when it has one) wrapped so that what a revoke deleted is evicted from
+ * this instance's cache before the revoke returns; of the `cache` layer only its `SessionStore` is used. A passed-through `ExpiredDeletion`
  * (SQL, memory) makes the cache forget its entries after each run (one store read per active session
  * per run), so a record it removed is never served from the cache.
  *
@@ -53,6 +54,7 @@ import * as Option from "effect/Option"
 import * as OptionChecks from "./internal/optionChecks.js"
 import { builtInTracer, withAppSpan } from "./internal/tracing.js"
 import type { SessionId } from "./SessionId.js"
+import * as SessionIndex from "./SessionIndex.js"
 import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import type * as StoreError from "./StoreError.js"
@@ -123,6 +125,8 @@ interface Instance {
   readonly service: SessionStore.Service
   /** Stops serving every entry from the cache until it is filled again. */
   readonly forgetAll: () => void
+  /** Stops serving the ids and removes them from the cache; a fill in flight for one is not trusted. */
+  readonly evictAll: (ids: ReadonlyArray<SessionId>) => Effect.Effect<void>
 }
 
 /** Refuses a `maxStaleness` that is not a duration or is infinite (the layer keeps an entry per fill within it). */
@@ -300,7 +304,8 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
       forgetAll: () => {
         filled.clear()
         for (const flight of flights.values()) flight.generation++
-      }
+      },
+      evictAll: (ids) => Effect.forEach(ids, evict, { discard: true })
     })
   })
 
@@ -340,7 +345,19 @@ const layerChecked = <ROut, E1, R1, E2, R2>(
             spans: options.spans
           }),
           (instance) => {
-            const context = Context.add(storeContext, SessionStore.SessionStore, instance.service)
+            let context = Context.add(storeContext, SessionStore.SessionStore, instance.service)
+            const index = Context.getOption(storeContext, SessionIndex.SessionIndex)
+            if (Option.isSome(index)) {
+              // The ids a revoke deleted are evicted once it returns: a load that read one before the delete
+              // and fills the cache after it is not trusted (`evict` voids fills in flight).
+              const revokeIds: SessionIndex.Service["revokeIds"] = (userId, revokeOptions) =>
+                Effect.tap(index.value.revokeIds(userId, revokeOptions), instance.evictAll)
+              context = Context.add(
+                context,
+                SessionIndex.SessionIndex,
+                SessionIndex.make({ list: index.value.list, revokeIds })
+              )
+            }
             const deletion = Context.getOption(storeContext, SessionStore.ExpiredDeletion)
             if (Option.isNone(deletion)) return context
             return Context.add(
