@@ -272,3 +272,73 @@ describe("the commit plan", () => {
     assert.deepStrictEqual(Plan.readMeta(odd.data), {})
   })
 })
+
+describe("the commit plan: a session's user", () => {
+  const alice: Session.UserBinding = { id: "alice", authenticatedAt: NOW, userAgent: "UA" }
+  const bind: Plan.UserChange = { _tag: "Bind", binding: alice }
+  const unbind: Plan.UserChange = { _tag: "Unbind" }
+  const boundRecord = (version = 3): SessionRecord.SessionRecord => ({
+    id: ID,
+    data: data({ a: 1 }, { createdAt: NOW - MINUTE, user: { id: "alice", authenticatedAt: NOW - MINUTE } }),
+    expiresAt: NOW + 59 * MINUTE,
+    version
+  })
+
+  it("a binding alone creates a session: a user is not an empty session", () => {
+    const plan = Plan.decide(ABSENT, changes({ user: bind }), NOW, rules(), cookieless)
+    assert.strictEqual(plan.write._tag, "Create")
+    if (plan.write._tag !== "Create") return
+    assert.deepStrictEqual(Plan.readMeta(plan.write.data).user, alice)
+    assert.deepStrictEqual(userData(plan.write.data), {})
+  })
+
+  it("binding a live session saves it; binding again renews the authentication time", () => {
+    const plan = Plan.decide(live(record({ a: 1 })), changes({ user: bind }), NOW, rules(), withCookie)
+    assert.strictEqual(plan.write._tag, "Save")
+    if (plan.write._tag !== "Save") return
+    assert.deepStrictEqual(plan.write.meta.user, alice)
+    assert.deepStrictEqual(Plan.readMeta(plan.write.record.data).user, alice)
+    const again = Plan.decide(live(boundRecord()), changes({ user: bind }), NOW, rules(), withCookie)
+    assert.strictEqual(again.write._tag, "Save")
+    if (again.write._tag === "Save") assert.strictEqual(again.write.meta.user?.authenticatedAt, NOW)
+  })
+
+  it("unbinding: a bound session is saved without its user; an unbound one writes nothing", () => {
+    const plan = Plan.decide(live(boundRecord()), changes({ user: unbind }), NOW, rules(), withCookie)
+    assert.strictEqual(plan.write._tag, "Save")
+    if (plan.write._tag === "Save") assert.isUndefined(Plan.readMeta(plan.write.record.data).user)
+    assert.isTrue(
+      Plan.isNothing(Plan.decide(live(record({ a: 1 })), changes({ user: unbind }), NOW, rules(), withCookie))
+    )
+  })
+
+  it("every other write keeps the user: a change, clear, a refresh; cycleId moves it; the tombstone has none", () => {
+    const base = live(boundRecord())
+    for (const c of [changes({ changes: set({ b: 2 }) }), changes({ cleared: true })]) {
+      const plan = Plan.decide(base, c, NOW, rules(), withCookie)
+      assert.strictEqual(plan.write._tag, "Save")
+      if (plan.write._tag === "Save") assert.strictEqual(plan.write.meta.user?.id, "alice")
+    }
+    const old = { ...boundRecord(), expiresAt: NOW + 10 * MINUTE }
+    const refresh = Plan.decide(live(old), Plan.NO_CHANGES, NOW, rules(), withCookie)
+    assert.strictEqual(refresh.write._tag, "Save")
+    if (refresh.write._tag === "Save") {
+      assert.isTrue(refresh.write.refresh)
+      assert.strictEqual(Plan.readMeta(refresh.write.record.data).user?.id, "alice")
+      assert.strictEqual(Plan.readMeta(refresh.write.record.data).refreshedAt, NOW)
+    }
+    const move = Plan.decide(base, changes({ cycle: true }), NOW, rules(), withCookie)
+    assert.strictEqual(move.write._tag, "Move")
+    if (move.write._tag !== "Move") return
+    assert.strictEqual(Plan.readMeta(move.write.data).user?.id, "alice")
+    assert.isUndefined(Plan.readMeta(move.write.tombstone.data).user)
+  })
+
+  it("a flush ends the user with the session; a bind after it starts a new bound session", () => {
+    const plan = Plan.decide(live(boundRecord()), changes({ flushed: true, user: bind }), NOW, rules(), withCookie)
+    assert.strictEqual(plan.end, ID)
+    assert.strictEqual(plan.write._tag, "Create")
+    const ended = Plan.decide(live(boundRecord()), changes({ flushed: true }), NOW, rules(), withCookie)
+    assert.strictEqual(ended.write._tag, "None")
+  })
+})
