@@ -43,6 +43,8 @@ class Account extends HttpApiGroup.make("account")
   .add(HttpApiEndpoint.post("logout", "/logout"))
   .add(HttpApiEndpoint.post("remember", "/remember").addError(NotLoggedIn))
   .add(HttpApiEndpoint.get("plain", "/plain").addSuccess(Schema.String))
+  // a sensitive action: only right after a sign-in
+  .add(HttpApiEndpoint.post("pay", "/pay").addSuccess(Schema.String).addError(Session.NotFresh))
 {}
 
 class Api extends HttpApi.make("api").add(Account).middleware(SessionMiddleware.HttpApiSession) {}
@@ -59,6 +61,7 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
       Effect.gen(function*() {
         yield* User.set(urlParams.name)
         yield* Session.cycleId
+        yield* Session.bindUser(urlParams.name)
         return urlParams.name
       }))
     .handle("me", () =>
@@ -67,7 +70,8 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
       Session.flush)
     // writes, then fails into a declared 401: the write is still committed
     .handle("remember", () => Effect.zipRight(Session.insert("remembered", true), Effect.fail(new NotLoggedIn())))
-    .handle("plain", () => Effect.succeed("plain")))
+    .handle("plain", () => Effect.succeed("plain"))
+    .handle("pay", () => Effect.map(Session.requireFresh("5 minutes"), (user) => `paid by ${user.id}`)))
 
 // --- wiring --------------------------------------------------------------------------------------
 
@@ -113,6 +117,20 @@ describe("HttpApi", () => {
         const bye = yield* client.post("/logout")
         assert.strictEqual(bye.cookie("__Host-session")?.attributes["max-age"], "0")
         assert.strictEqual((yield* client.get("/me")).status, 401)
+      })
+    ))
+
+  it.live("requireFresh in an endpoint: NotFresh is a declared 401 with its reason only; after a sign-in, it passes", () =>
+    withApi(({ url }) =>
+      Effect.gen(function*() {
+        const client = makeClient(url)
+        const refused = yield* client.post("/pay")
+        assert.strictEqual(refused.status, 401)
+        assert.deepStrictEqual(JSON.parse(refused.body), { _tag: "NotFresh", reason: "Unbound" })
+        yield* client.post("/login?name=grace")
+        const paid = yield* client.post("/pay")
+        assert.strictEqual(paid.status, 200)
+        assert.strictEqual(paid.body, "\"paid by grace\"")
       })
     ))
 
