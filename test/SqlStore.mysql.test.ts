@@ -1,4 +1,4 @@
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { describeService } from "./support/services.js"
 import { mariadb, sqlStoreSuite, storeLayer, uniqueTable } from "./support/sql.js"
 
@@ -10,5 +10,8 @@ await describeService("SqlStore (MySQL/MariaDB)", mariadb.server!.host, mariadb.
     storeLayer(mariadb, uniqueTable("contract0"), { reservedConnections: 0 }),
     { live: true }
   )
+  runIndexContractSuite("index contract: SqlStore on MySQL/MariaDB", storeLayer(mariadb, uniqueTable("index")), {
+    live: true
+  })
   sqlStoreSuite(mariadb)
 })

@@ -1,4 +1,4 @@
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { describeService } from "./support/services.js"
 import { postgres, sqlStoreSuite, storeLayer, uniqueTable } from "./support/sql.js"
 
@@ -16,5 +16,8 @@ await describeService("SqlStore (PostgreSQL)", postgres.server!.host, postgres.s
     storeLayer(postgres, uniqueTable("contractu"), { preparedStatements: false }),
     { live: true }
   )
+  runIndexContractSuite("index contract: SqlStore on PostgreSQL", storeLayer(postgres, uniqueTable("index")), {
+    live: true
+  })
   sqlStoreSuite(postgres)
 })
