@@ -1,6 +1,7 @@
 import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { describeService } from "./support/services.js"
 import { mariadb, sqlStoreSuite, storeLayer, uniqueTable } from "./support/sql.js"
+import { sqlIndexSuite } from "./support/sqlIndex.js"
 
 await describeService("SqlStore (MySQL/MariaDB)", mariadb.server!.host, mariadb.server!.port, () => {
   runContractSuite("contract: SqlStore on MySQL/MariaDB", storeLayer(mariadb, uniqueTable("contract")), { live: true })
@@ -14,4 +15,5 @@ await describeService("SqlStore (MySQL/MariaDB)", mariadb.server!.host, mariadb.
     live: true
   })
   sqlStoreSuite(mariadb)
+  sqlIndexSuite(mariadb)
 })

@@ -1,6 +1,7 @@
 import { describe } from "@effect/vitest"
 import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { sqlite, sqlStoreSuite, storeLayer, tempSqliteFile, uniqueTable } from "./support/sql.js"
+import { sqlIndexSuite } from "./support/sqlIndex.js"
 
 describe("SqlStore (SQLite)", () => {
   const file = sqlite(tempSqliteFile())
@@ -13,4 +14,5 @@ describe("SqlStore (SQLite)", () => {
   })
   // Concurrency across two connections to one WAL file (one connection would serialise everything).
   sqlStoreSuite(file)
+  sqlIndexSuite(file)
 })
