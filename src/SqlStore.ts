@@ -5,13 +5,18 @@
  *
  * One table holds the sessions: `id` (the session id, never the token), `data` as JSON the database can
  * query (`jsonb` in Postgres, `json` in MySQL/MariaDB, JSON text in SQLite), `expires_at` as BIGINT epoch
- * milliseconds with an index, and `version` for compare-and-set. The layer creates it unless `migrate` is
- * `false`; the migration is idempotent and safe when several instances start at once.
+ * milliseconds with an index, `version` for compare-and-set, and `user_key` with an index: the
+ * `SessionIndex.userKey` digest of the user the session is bound to (`NULL` when unbound), which every write sets
+ * from the data it writes, in the same statement, so the store also provides `SessionIndex`. The layer creates
+ * the table unless `migrate` is `false`, and adds `user_key` and its index to a table made without them; the
+ * migration is idempotent and safe when several instances start at once. A session bound before that upgrade
+ * is listed (and revoked) once it is next written.
  *
  * Every operation is atomic: `create` is one statement on Postgres and SQLite (an insert that replaces only an
  * expired row), and on MySQL an `INSERT` followed, on a duplicate key, by an `UPDATE` of the expired row only;
- * `save` is one compare-and-set `UPDATE`. Expiry is judged by the application's `Clock`, passed to every
- * statement, never by the database's clock.
+ * `save` is one compare-and-set `UPDATE`. `SessionIndex.revoke` is one `DELETE ... RETURNING` on Postgres and
+ * SQLite, and on MySQL/MariaDB a transaction that locks the user's rows (`SELECT ... FOR UPDATE`) and deletes
+ * them. Expiry is judged by the application's `Clock`, passed to every statement, never by the database's clock.
  *
  * On PostgreSQL and MySQL the statements run on connections the store reserves from the app's pool while it
  * has operations in flight (`reservedConnections`); inside the app's transaction, on the transaction's. On
@@ -25,7 +30,7 @@
  * import * as SqlStore from "effect-sessions/SqlStore"
  * import { Layer } from "effect"
  *
- * // SessionStore and ExpiredDeletion on the app's Postgres, expired rows removed every 5 minutes.
+ * // SessionStore, ExpiredDeletion and SessionIndex on the app's Postgres, expired rows removed every 5 minutes.
  * const SessionsLive = SessionStore.layerExpiredDeletion({ interval: "5 minutes" }).pipe(
  *   Layer.provideMerge(SqlStore.layer({ table: "sessions" })),
  *   Layer.provide(PgClient.layer({ database: "app" }))
@@ -99,7 +104,8 @@ export interface Options {
 }
 
 /**
- * What a SQL store offers: the `SessionStore` service, its `ExpiredDeletion`, and the dialect it runs on.
+ * What a SQL store offers: the `SessionStore` service, its `ExpiredDeletion`, its `SessionIndex`, and the
+ * dialect it runs on.
  *
  * @since 0.1.0
  */
@@ -562,8 +568,9 @@ const prepare = Effect.gen(function*() {
 })
 
 /**
- * `migrate` creates the table and its index when missing; it is idempotent and safe to run from several
- * instances at once (Postgres: inside a transaction under an advisory lock).
+ * `migrate` creates the table and its indexes when missing, and adds the user key column and its index to a
+ * table made without them; it is idempotent and safe to run from several instances at once (Postgres: inside a
+ * transaction under an advisory lock; MySQL and SQLite: a step another instance took first counts as done).
  *
  * @since 0.1.0
  */
