@@ -499,9 +499,25 @@ const runMigration = (
   let migration: Effect.Effect<void, SqlError>
   switch (st.dialect) {
     // Postgres: concurrent `CREATE TABLE IF NOT EXISTS` can fail, so instances take turns under an advisory
-    // lock; the user key is added with `ADD COLUMN IF NOT EXISTS`.
+    // lock. The column is looked up first: `ALTER TABLE` takes the table's strongest lock even when it has
+    // nothing to do, which would stall the app's sessions at every start.
     case "pg":
-      migration = sql.withTransaction(Effect.zipRight(exec(Dialect.pgMigrationLock), all(st.ddl)))
+      migration = sql.withTransaction(
+        Effect.zipRight(
+          exec(Dialect.pgMigrationLock),
+          Effect.zipRight(
+            all(st.createTable),
+            Effect.flatMap(
+              exec(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'user_key' " +
+                  "AND NOT attisdropped",
+                [st.qualified]
+              ),
+              (found) => found.length > 0 ? exec(st.userKeyIndex) : all([st.addUserKey, st.userKeyIndex])
+            )
+          )
+        )
+      )
       break
     // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently; neither has `ADD COLUMN IF NOT
     // EXISTS` (MySQL has no `CREATE INDEX IF NOT EXISTS` either), so those steps check the catalog first.
