@@ -199,8 +199,9 @@ const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, Sto
   })
 
 /**
- * `ddl` returns the statements the migration runs for a dialect, for apps that migrate with their own tools;
- * it fails like the layer on a name that is not a plain identifier.
+ * `ddl` returns the statements that create the table and its indexes for a dialect, for apps that migrate with
+ * their own tools (on PostgreSQL they also add the user key to a table made without it; on MySQL and SQLite
+ * that takes the `ALTER TABLE` in the README); it fails like the layer on a name that is not a plain identifier.
  *
  * @since 0.1.0
  */

@@ -221,7 +221,7 @@ export const statements = (dialect: Dialect, names: Names): Statements => {
     list: stmt(() => `SELECT id, data, expires_at, version FROM ${t} WHERE user_key = ${p()} AND expires_at > ${p()}`),
     revoke: stmt(() => `DELETE FROM ${t} WHERE user_key = ${p()} AND id <> ${p()} RETURNING id, expires_at`),
     lockUser: stmt(() => `SELECT id, expires_at FROM ${t} WHERE user_key = ${p()} AND id <> ${p()} FOR UPDATE`),
-    deleteIds: (count) => `DELETE FROM ${t} WHERE id IN (${Array.from({ length: count }, p).join(", ")})`
+    deleteIds: (count) => `DELETE FROM ${t} WHERE id IN (${Array.from({ length: count }, () => "?").join(", ")})`
   }
 }
 
