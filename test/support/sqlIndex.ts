@@ -278,6 +278,76 @@ export const sqlIndexSuite = (target: Target): void => {
       60_000
     )
 
+    it.live("inside the app's transaction a revoke commits and rolls back with it", () =>
+      Effect.gen(function*() {
+        const table = uniqueTable("uktx")
+        const client = yield* clientWithTable(target, table)
+        const { index, store } = yield* withClient(client, SqlStore.make({ table }))
+        const now = yield* Clock.currentTimeMillis
+        const user = `user-${freshId().slice(0, 12)}`
+        const made = yield* Effect.forEach(
+          [1, 2, 3],
+          () => store.create({ id: freshId(), data: bound(user), expiresAt: now + LIFETIME, version: 1 })
+        )
+        const undone = yield* Effect.exit(client.withTransaction(
+          Effect.gen(function*() {
+            assert.strictEqual(yield* index.revoke(user, { except: made[0].id }), 2)
+            assert.deepStrictEqual((yield* index.list(user)).map((e) => e.id), [made[0].id])
+            return yield* Effect.fail("app failure" as const)
+          })
+        ))
+        assert.isTrue(Exit.isFailure(undone))
+        assert.strictEqual((yield* index.list(user)).length, 3)
+        const ids = yield* client.withTransaction(index.revokeIds(user))
+        assert.deepStrictEqual([...ids].sort(), made.map((r) => r.id).sort())
+        assert.deepStrictEqual(yield* index.list(user), [])
+        for (const r of made) assert.isTrue(Option.isNone(yield* store.load(r.id)))
+      }).pipe(Effect.scoped))
+
+    it.live(
+      "a revoke racing saves that hand the user's sessions to someone else never deletes one it handed over",
+      () =>
+        Effect.gen(function*() {
+          const table = uniqueTable("ukrebind")
+          const first = yield* clientWithTable(target, table)
+          const { index, store } = yield* withClient(first, SqlStore.make({ table }))
+          // the savers on another client (pool, or SQLite connection), so they run beside the revoke
+          const other = (yield* withClient(yield* target.client, SqlStore.make({ table, migrate: false }))).store
+          const now = yield* Clock.currentTimeMillis
+          for (let round = 0; round < 10; round++) {
+            const u = `user-${freshId().slice(0, 12)}`
+            const v = `user-${freshId().slice(0, 12)}`
+            const made = yield* Effect.forEach(
+              Array.from({ length: 20 }),
+              () => store.create({ id: freshId(), data: bound(u), expiresAt: now + LIFETIME, version: 1 }),
+              { concurrency: 8 }
+            )
+            const [handed, revoked] = yield* Effect.all([
+              Effect.forEach(made, (r, i) =>
+                Effect.zipRight(
+                  Effect.sleep(i % 4),
+                  Effect.either(other.save({ ...r, data: bound(v) }))
+                ), { concurrency: "unbounded" }),
+              Effect.zipRight(Effect.sleep(1), index.revokeIds(u))
+            ], { concurrency: "unbounded" })
+            const revokedSet = new Set<string>(revoked)
+            for (const [i, saved] of handed.entries()) {
+              const alive = Option.isSome(yield* store.load(made[i].id))
+              if (saved._tag === "Right") {
+                assert.isTrue(alive, `round ${round}: a session handed to another user was revoked`)
+                assert.isFalse(revokedSet.has(made[i].id), `round ${round}: revokeIds named a handed-over session`)
+              } else {
+                assert.strictEqual(saved.left.reason, "Gone")
+                assert.isFalse(alive)
+                assert.isTrue(revokedSet.has(made[i].id), `round ${round}: a revoked session is not named`)
+              }
+            }
+            yield* index.revoke(v)
+          }
+        }).pipe(Effect.scoped),
+      60_000
+    )
+
     it.live("list skips a corrupt row and a row whose data names someone else, and lists the rest", () =>
       Effect.gen(function*() {
         const table = uniqueTable("ukskip")
