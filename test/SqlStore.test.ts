@@ -54,7 +54,10 @@ describe("SqlStore construction", () => {
     assert.include(pg[2], "ON \"auth\".\"sessions\" (expires_at)")
     // a table made without the user key gets it
     assert.include(pg[3], "ALTER TABLE \"auth\".\"sessions\" ADD COLUMN IF NOT EXISTS user_key text COLLATE \"C\"")
-    assert.include(pg[4], "CREATE INDEX IF NOT EXISTS \"sessions_user_key_idx\" ON \"auth\".\"sessions\" (user_key)")
+    assert.include(
+      pg[4],
+      "CREATE INDEX IF NOT EXISTS \"sessions_user_key_idx\" ON \"auth\".\"sessions\" (user_key) WHERE user_key IS NOT NULL"
+    )
     const mysql = Either.getOrThrow(SqlStore.ddl("mysql"))
     assert.strictEqual(mysql.length, 1)
     assert.include(mysql[0], "`effect_sessions`")
@@ -68,7 +71,10 @@ describe("SqlStore construction", () => {
     assert.include(lite[0], "data TEXT NOT NULL")
     assert.include(lite[0], "user_key TEXT\n")
     assert.include(lite[1], "CREATE INDEX IF NOT EXISTS")
-    assert.include(lite[2], "\"effect_sessions_user_key_idx\" ON \"effect_sessions\" (user_key)")
+    assert.include(
+      lite[2],
+      "\"effect_sessions_user_key_idx\" ON \"effect_sessions\" (user_key) WHERE user_key IS NOT NULL"
+    )
     assert.isTrue(Either.isLeft(SqlStore.ddl("pg", { table: "sessions; DROP TABLE users" })))
     assert.isTrue(Either.isLeft(SqlStore.ddl("sqlite", { schema: "main" })))
   })

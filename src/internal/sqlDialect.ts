@@ -133,7 +133,8 @@ export const statements = (dialect: Dialect, names: Names): Statements => {
         `CREATE INDEX IF NOT EXISTS ${index} ON ${t} (expires_at)`
       )
       addUserKey = `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS user_key text COLLATE "C"`
-      userKeyIndex = `CREATE INDEX IF NOT EXISTS ${userIndex} ON ${t} (user_key)`
+      // Partial: unbound sessions, often most of them, cost the index nothing.
+      userKeyIndex = `CREATE INDEX IF NOT EXISTS ${userIndex} ON ${t} (user_key) WHERE user_key IS NOT NULL`
       break
     case "mysql":
       createTable.push(
@@ -164,7 +165,7 @@ export const statements = (dialect: Dialect, names: Names): Statements => {
       )
       // SQLite has no `ADD COLUMN IF NOT EXISTS`: the migration reads `pragma table_info` first.
       addUserKey = `ALTER TABLE ${t} ADD COLUMN user_key TEXT`
-      userKeyIndex = `CREATE INDEX IF NOT EXISTS ${userIndex} ON ${t} (user_key)`
+      userKeyIndex = `CREATE INDEX IF NOT EXISTS ${userIndex} ON ${t} (user_key) WHERE user_key IS NOT NULL`
       break
   }
   const ddl = dialect === "pg"

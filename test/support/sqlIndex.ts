@@ -78,7 +78,7 @@ const catalog = (client: SqlClient.SqlClient, dialect: Dialect, table: string) =
         )
         return {
           columns: columns.map((r) => r.name).sort(),
-          indexed: index.map((r) => r.def.replace(/^.*\((.*)\)$/, "$1"))
+          indexed: index.map((r) => r.def.replace(/^.* USING btree \(([^)]*)\).*$/, "$1"))
         }
       }
       case "mysql": {
@@ -347,6 +347,36 @@ export const sqlIndexSuite = (target: Target): void => {
         }).pipe(Effect.scoped),
       60_000
     )
+
+    it.live("list and revoke find the user's rows through the user key's index", () =>
+      Effect.gen(function*() {
+        const table = uniqueTable("ukplan")
+        const client = yield* clientWithTable(target, table)
+        const { store } = yield* withClient(client, SqlStore.make({ table }))
+        const now = yield* Clock.currentTimeMillis
+        // 200 users with a session each, 100 unbound sessions
+        yield* Effect.forEach(
+          Array.from({ length: 300 }, (_, i) => (i < 200 ? `user-${i}` : undefined)),
+          (user) => store.create({ id: freshId(), data: bound(user), expiresAt: now + LIFETIME, version: 1 }),
+          { concurrency: 8, discard: true }
+        )
+        const t = quote(dialect, table)
+        yield* client.unsafe(dialect === "mysql" ? `ANALYZE TABLE ${t}` : `ANALYZE ${t}`).withoutTransform
+        const st = SqlDialect.statements(dialect, { table, schema: undefined })
+        const params = [SessionIndex.userKey("user-7"), ""]
+        const plans = yield* Effect.forEach(
+          dialect === "mysql" ? [st.list, st.lockUser] : [st.list, st.revoke],
+          (text) =>
+            Effect.map(
+              client.unsafe<Record<string, unknown>>(
+                `${dialect === "sqlite" ? "EXPLAIN QUERY PLAN" : "EXPLAIN"} ${text}`,
+                text === st.list ? [params[0], now] : params
+              ).withoutTransform,
+              (rows) => JSON.stringify(rows)
+            )
+        )
+        for (const plan of plans) assert.include(plan, st.userKeyIndexName, plan)
+      }).pipe(Effect.scoped))
 
     it.live("list skips a corrupt row and a row whose data names someone else, and lists the rest", () =>
       Effect.gen(function*() {
