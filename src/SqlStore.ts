@@ -256,6 +256,8 @@ const loadError = unavailable("load")
 const deleteError = unavailable("delete")
 const deleteExpiredError = unavailable("deleteExpired")
 const listError = unavailable("list")
+/** Ids per `DELETE` of a revoke on MySQL. */
+const DELETE_CHUNK = 1_000
 const revokeError = unavailable("revoke")
 
 const makeBackend = (
@@ -455,10 +457,17 @@ const makeBackend = (
   const revokeIds = (userId: string, except: SessionId | undefined, now: number) => {
     const params = [Binding.userKey(userId), except ?? ""]
     if (!mysql) return Effect.map(Effect.mapError(rows(st.revoke, params), revokeError), (r) => liveIds(r, now))
-    const locked = Effect.flatMap(sql.unsafe<Row>(st.lockUser, params).withoutTransform, (found) =>
-      found.length === 0
-        ? Effect.succeed(found)
-        : Effect.as(sql.unsafe(st.deleteIds(found.length), found.map((row) => row.id)).raw, found))
+    const locked = Effect.flatMap(sql.unsafe<Row>(st.lockUser, params).withoutTransform, (found) => {
+      // in chunks: a prepared statement takes at most 65,535 parameters
+      const chunks: Array<ReadonlyArray<unknown>> = []
+      for (let i = 0; i < found.length; i += DELETE_CHUNK) {
+        chunks.push(found.slice(i, i + DELETE_CHUNK).map((row) => row.id))
+      }
+      return Effect.as(
+        Effect.forEach(chunks, (ids) => sql.unsafe(st.deleteIds(ids.length), ids).raw, { discard: true }),
+        found
+      )
+    })
     return Effect.map(Effect.mapError(retrying(sql.withTransaction(locked)), revokeError), (r) => liveIds(r, now))
   }
 

@@ -378,6 +378,42 @@ export const sqlIndexSuite = (target: Target): void => {
         for (const plan of plans) assert.include(plan, st.userKeyIndexName, plan)
       }).pipe(Effect.scoped))
 
+    it.live(
+      "revoke of a user with 2,500 sessions deletes and names every one, and no one else's",
+      () =>
+        Effect.gen(function*() {
+          const table = uniqueTable("ukmany")
+          const client = yield* clientWithTable(target, table)
+          const { index, store } = yield* withClient(client, SqlStore.make({ table }))
+          const now = yield* Clock.currentTimeMillis
+          const user = `user-${freshId().slice(0, 12)}`
+          const ids = Array.from({ length: 2_500 }, () => freshId())
+          const json = JSON.stringify(bound(user))
+          for (let from = 0; from < ids.length; from += 500) {
+            let n = 0
+            const p = () => (dialect === "pg" ? `$${++n}` : "?")
+            const chunk = ids.slice(from, from + 500)
+            yield* client.unsafe(
+              `INSERT INTO ${quote(dialect, table)} (id, data, expires_at, version, user_key) VALUES ` +
+                chunk.map(() => `(${p()}, ${p()}, ${p()}, ${p()}, ${p()})`).join(", "),
+              chunk.flatMap((id) => [id, json, now + LIFETIME, 1, SessionIndex.userKey(user)])
+            ).withoutTransform
+          }
+          const other = yield* store.create({
+            id: freshId(),
+            data: bound("someone-else"),
+            expiresAt: now + LIFETIME,
+            version: 1
+          })
+          assert.strictEqual((yield* index.list(user)).length, ids.length)
+          const revoked = yield* index.revokeIds(user, { except: ids[0] })
+          assert.deepStrictEqual([...revoked].sort(), ids.slice(1).sort())
+          assert.deepStrictEqual((yield* index.list(user)).map((e) => e.id), [ids[0]])
+          assert.isTrue(Option.isSome(yield* store.load(other.id)))
+        }).pipe(Effect.scoped),
+      60_000
+    )
+
     it.live("list skips a corrupt row and a row whose data names someone else, and lists the rest", () =>
       Effect.gen(function*() {
         const table = uniqueTable("ukskip")
