@@ -21,6 +21,7 @@ import * as path from "node:path"
 import { render } from "./chart.js"
 import { runHttp } from "./http/run.js"
 import { type Variant, variants } from "./http/variants.js"
+import { runIndexSql } from "./index-sql.js"
 import { here, spawnChild } from "./lib/child.js"
 import {
   describeMachine,
@@ -113,6 +114,14 @@ if (levels.has("store")) {
       }
     })
   }
+}
+
+if (levels.has("store") && selected("SessionIndex on SqlStore")) {
+  steps.push({
+    level: "store",
+    name: "SessionIndex on SqlStore (bench/index-sql.ts)",
+    run: async () => `${(await runIndexSql()).rows.length} rows printed above`
+  })
 }
 
 /**

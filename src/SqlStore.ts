@@ -5,13 +5,18 @@
  *
  * One table holds the sessions: `id` (the session id, never the token), `data` as JSON the database can
  * query (`jsonb` in Postgres, `json` in MySQL/MariaDB, JSON text in SQLite), `expires_at` as BIGINT epoch
- * milliseconds with an index, and `version` for compare-and-set. The layer creates it unless `migrate` is
- * `false`; the migration is idempotent and safe when several instances start at once.
+ * milliseconds with an index, `version` for compare-and-set, and `user_key` with an index: the
+ * `SessionIndex.userKey` digest of the user the session is bound to (`NULL` when unbound), which every write sets
+ * from the data it writes, in the same statement, so the store also provides `SessionIndex`. The layer creates
+ * the table unless `migrate` is `false`, and adds `user_key` and its index to a table made without them; the
+ * migration is idempotent and safe when several instances start at once. A session bound before that upgrade
+ * is listed (and revoked) once it is next written.
  *
  * Every operation is atomic: `create` is one statement on Postgres and SQLite (an insert that replaces only an
  * expired row), and on MySQL an `INSERT` followed, on a duplicate key, by an `UPDATE` of the expired row only;
- * `save` is one compare-and-set `UPDATE`. Expiry is judged by the application's `Clock`, passed to every
- * statement, never by the database's clock.
+ * `save` is one compare-and-set `UPDATE`. `SessionIndex.revoke` is one `DELETE ... RETURNING` on Postgres and
+ * SQLite, and on MySQL/MariaDB a transaction that locks the user's rows (`SELECT ... FOR UPDATE`) and deletes
+ * them. Expiry is judged by the application's `Clock`, passed to every statement, never by the database's clock.
  *
  * On PostgreSQL and MySQL the statements run on connections the store reserves from the app's pool while it
  * has operations in flight (`reservedConnections`); inside the app's transaction, on the transaction's. On
@@ -25,7 +30,7 @@
  * import * as SqlStore from "effect-sessions/SqlStore"
  * import { Layer } from "effect"
  *
- * // SessionStore and ExpiredDeletion on the app's Postgres, expired rows removed every 5 minutes.
+ * // SessionStore, ExpiredDeletion and SessionIndex on the app's Postgres, expired rows removed every 5 minutes.
  * const SessionsLive = SessionStore.layerExpiredDeletion({ interval: "5 minutes" }).pipe(
  *   Layer.provideMerge(SqlStore.layer({ table: "sessions" })),
  *   Layer.provide(PgClient.layer({ database: "app" }))
@@ -44,11 +49,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Binding from "./internal/binding.js"
 import * as OptionChecks from "./internal/optionChecks.js"
 import * as PgPrepared from "./internal/pgPrepared.js"
 import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
-import { spanIfTraced } from "./internal/tracing.js"
+import { spanIfTraced, withClockAndSpan } from "./internal/tracing.js"
+import type { SessionId } from "./SessionId.js"
+import * as SessionIndex from "./SessionIndex.js"
 import * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -96,13 +104,16 @@ export interface Options {
 }
 
 /**
- * What a SQL store offers: the `SessionStore` service, its `ExpiredDeletion`, and the dialect it runs on.
+ * What a SQL store offers: the `SessionStore` service, its `ExpiredDeletion`, its `SessionIndex`, and the
+ * dialect it runs on.
  *
  * @since 0.1.0
  */
 export interface Service extends SessionStore.WithExpiredDeletion {
   /** The `@effect/sql` dialect of the client. */
   readonly dialect: Dialect.Dialect
+  /** The per-user index of this store: the `user_key` column and its index. */
+  readonly index: SessionIndex.Service
 }
 
 interface Resolved {
@@ -188,8 +199,9 @@ const dialectOf = (sql: SqlClient.SqlClient): Either.Either<Dialect.Dialect, Sto
   })
 
 /**
- * `ddl` returns the statements the migration runs for a dialect, for apps that migrate with their own tools;
- * it fails like the layer on a name that is not a plain identifier.
+ * `ddl` returns the statements that create the table and its indexes for a dialect, for apps that migrate with
+ * their own tools (on PostgreSQL they also add the user key to a table made without it; on MySQL and SQLite
+ * that takes the `ALTER TABLE` in the README); it fails like the layer on a name that is not a plain identifier.
  *
  * @since 0.1.0
  */
@@ -243,16 +255,22 @@ const saveError = unavailable("save")
 const loadError = unavailable("load")
 const deleteError = unavailable("delete")
 const deleteExpiredError = unavailable("deleteExpired")
+const listError = unavailable("list")
+/** Ids per `DELETE` of a revoke on MySQL. */
+const DELETE_CHUNK = 1_000
+const revokeError = unavailable("revoke")
 
 const makeBackend = (
   sql: SqlClient.SqlClient,
   st: Dialect.Statements,
   system: string,
   reservedConnections: number,
-  preparedStatements: boolean
+  preparedStatements: boolean,
+  spans: boolean
 ): {
   readonly backend: SessionStore.Backend
   readonly batch: (limit: number, now: number) => Effect.Effect<number, StoreError.StoreError>
+  readonly index: SessionIndex.Service
 } => {
   // Rows without the client's name transforms (our column names are ours), and the raw driver result: through
   // reserved connections when the store has them, and through the statement path inside the app's transaction.
@@ -278,7 +296,10 @@ const makeBackend = (
   // Postgres: the store's fixed statements are prepared on each connection under a name (`preparedStatements`).
   const names = new Map<string, string>(
     preparedStatements
-      ? [st.load, st.create, st.save, st.current, st.delete].map((text) => [text, PgPrepared.nameOf(text)])
+      ? [st.load, st.create, st.save, st.current, st.delete, st.list, st.revoke].map((text) => [
+        text,
+        PgPrepared.nameOf(text)
+      ])
       : []
   )
   const rows = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> => {
@@ -303,27 +324,37 @@ const makeBackend = (
   const none = Effect.succeed(Option.none<SessionRecord.SessionRecord>())
 
   // MySQL, after a duplicate key on INSERT: replace the row only if it has expired; zero rows is a Collision.
-  const replaceExpired = (record: SessionRecord.SessionRecord, json: string, now: number) =>
+  const replaceExpired = (record: SessionRecord.SessionRecord, json: string, userKey: string | null, now: number) =>
     Effect.flatMap(
-      Effect.mapError(raw(st.replaceExpired, [json, record.expiresAt, record.version, record.id, now]), createError),
+      Effect.mapError(
+        raw(st.replaceExpired, [json, userKey, record.expiresAt, record.version, record.id, now]),
+        createError
+      ),
       (result) => {
         const n = Dialect.affectedRows(result)
         return n === undefined ? Effect.fail(unexpectedResult("create")) : n === 1 ? Effect.succeed(record) : collision
       }
     )
 
-  const create = (record: SessionRecord.SessionRecord, json: string, now: number) =>
-    mysql
+  // The user key comes from the data written, in the same statement: the index never disagrees with the row.
+  const create = (record: SessionRecord.SessionRecord, json: string, now: number) => {
+    const userKey = Binding.userKeyOf(record.data) ?? null
+    return mysql
       ? Effect.catchAll(
-        Effect.as(raw(st.create, [record.id, json, record.expiresAt, record.version]), record),
-        (
-          error
-        ) => (Dialect.isDuplicateKey(error.cause) ? replaceExpired(record, json, now) : Effect.fail(createError(error)))
+        Effect.as(raw(st.create, [record.id, json, userKey, record.expiresAt, record.version]), record),
+        (error) =>
+          Dialect.isDuplicateKey(error.cause)
+            ? replaceExpired(record, json, userKey, now)
+            : Effect.fail(createError(error))
       )
       : Effect.flatMap(
-        Effect.mapError(rows(st.create, [record.id, json, record.expiresAt, record.version, now]), createError),
+        Effect.mapError(
+          rows(st.create, [record.id, json, userKey, record.expiresAt, record.version, now]),
+          createError
+        ),
         (written) => (written.length === 1 ? Effect.succeed(record) : collision)
       )
+  }
 
   // After a compare-and-set: one row written is the saved record; none means a live record with another
   // version won (Conflict) or there is no live record (Gone).
@@ -342,16 +373,18 @@ const makeBackend = (
         (found) => (found.length > 0 ? conflict : gone)
       )
 
-  const save = (record: SessionRecord.SessionRecord, json: string, now: number) =>
-    mysql
+  const save = (record: SessionRecord.SessionRecord, json: string, now: number) => {
+    const params = [json, Binding.userKeyOf(record.data) ?? null, record.expiresAt, record.id, record.version, now]
+    return mysql
       ? Effect.flatMap(
-        Effect.mapError(raw(st.save, [json, record.expiresAt, record.id, record.version, now]), saveError),
+        Effect.mapError(raw(st.save, params), saveError),
         (result) => saved(record, now, Dialect.affectedRows(result))
       )
       : Effect.flatMap(
-        Effect.mapError(rows(st.save, [json, record.expiresAt, record.id, record.version, now]), saveError),
+        Effect.mapError(rows(st.save, params), saveError),
         (written) => saved(record, now, written.length)
       )
+  }
 
   const load = (id: SessionRecord.SessionRecord["id"], now: number) =>
     Effect.flatMap(Effect.mapError(rows(st.load, [id, now]), loadError), (found) => {
@@ -389,23 +422,151 @@ const makeBackend = (
     }
   }
 
+  // The index: the rows whose user key is the user's, each decoded and checked against its own data (a row
+  // that does not decode, or whose data names someone else, is skipped).
+  const list = (userId: string, now: number) =>
+    Effect.map(Effect.mapError(rows(st.list, [Binding.userKey(userId), now]), listError), (found) => {
+      const entries: Array<SessionIndex.Entry> = []
+      for (const row of found) {
+        const decoded = SessionRecord.decodeStoredEither({
+          id: row.id,
+          data: row.data,
+          expiresAt: row.expires_at,
+          version: row.version
+        })
+        if (Either.isLeft(decoded)) continue
+        const r = decoded.right
+        const entry = Binding.entryOf(r.id, r.data, r.expiresAt, userId)
+        if (entry !== undefined) entries.push(entry)
+      }
+      return entries.sort(Binding.byRecency)
+    })
+
+  const liveIds = (deleted: ReadonlyArray<Row>, now: number): ReadonlyArray<SessionId> => {
+    const ids: Array<SessionId> = []
+    for (const row of deleted) if (Number(row.expires_at) > now) ids.push(row.id as SessionId)
+    return ids
+  }
+
+  // Postgres and SQLite: one `DELETE ... RETURNING`. A save racing it is a compare-and-set `UPDATE` of the same
+  // row: it either committed first (and the delete, which re-reads a row it waited for, still sees the user's
+  // key unless the save rebound it) or finds no row and is `Gone`.
+  // MySQL/MariaDB (MySQL has no `DELETE ... RETURNING`): in one transaction, a locking read of the user's rows,
+  // which reads the latest committed versions and holds them until the delete of those ids commits, so no save
+  // lands in between and nothing committed before the revoke began is missed.
+  const revokeIds = (userId: string, except: SessionId | undefined, now: number) => {
+    const params = [Binding.userKey(userId), except ?? ""]
+    if (!mysql) return Effect.map(Effect.mapError(rows(st.revoke, params), revokeError), (r) => liveIds(r, now))
+    const locked = Effect.flatMap(sql.unsafe<Row>(st.lockUser, params).withoutTransform, (found) => {
+      // in chunks: a prepared statement takes at most 65,535 parameters
+      const chunks: Array<ReadonlyArray<unknown>> = []
+      for (let i = 0; i < found.length; i += DELETE_CHUNK) {
+        chunks.push(found.slice(i, i + DELETE_CHUNK).map((row) => row.id))
+      }
+      return Effect.as(
+        Effect.forEach(chunks, (ids) => sql.unsafe(st.deleteIds(ids.length), ids).raw, { discard: true }),
+        found
+      )
+    })
+    return Effect.map(Effect.mapError(retrying(sql.withTransaction(locked)), revokeError), (r) => liveIds(r, now))
+  }
+
+  const spanOptions = { kind: "client", attributes: { "db.system.name": system }, captureStackTrace: false } as const
+  const index = SessionIndex.make({
+    list: (userId) => withClockAndSpan((now) => list(userId, now), spans, "SqlStore.index.list", spanOptions),
+    revokeIds: (userId, options) =>
+      withClockAndSpan(
+        (now) => revokeIds(userId, options?.except, now),
+        spans,
+        "SqlStore.index.revoke",
+        spanOptions
+      )
+  })
+
   return {
     backend: { name: "SqlStore", system, create, save, load, delete: remove },
-    batch
+    batch,
+    index
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // migration
 
-const runMigration = (sql: SqlClient.SqlClient, st: Dialect.Statements): Effect.Effect<void, StoreError.StoreError> => {
-  const exec = (text: string, params: ReadonlyArray<unknown> = []) => sql.unsafe(text, params).withoutTransform
-  const all = Effect.forEach(st.ddl, (text) => exec(text), { discard: true })
-  // Postgres: concurrent `CREATE TABLE IF NOT EXISTS` can fail, so instances take turns under an advisory lock.
-  // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently, so no lock.
-  const migration = st.dialect === "pg"
-    ? sql.withTransaction(Effect.zipRight(exec(Dialect.pgMigrationLock), all))
-    : retrying(all)
+const runMigration = (
+  sql: SqlClient.SqlClient,
+  st: Dialect.Statements,
+  names: Dialect.Names
+): Effect.Effect<void, StoreError.StoreError> => {
+  const exec = (text: string, params: ReadonlyArray<unknown> = []) => sql.unsafe<Row>(text, params).withoutTransform
+  const all = (texts: ReadonlyArray<string>) => Effect.forEach(texts, (text) => exec(text), { discard: true })
+  // A step another instance took between our check and our statement fails as a duplicate: it is done.
+  const unlessPresent = (present: Effect.Effect<ReadonlyArray<Row>, SqlError>, text: string) =>
+    retrying(Effect.flatMap(present, (found) =>
+      found.length > 0
+        ? Effect.void
+        : Effect.catchIf(Effect.asVoid(exec(text)), (e) => Dialect.isAlreadyMigrated(e.cause), () => Effect.void)))
+  let migration: Effect.Effect<void, SqlError>
+  switch (st.dialect) {
+    // Postgres: concurrent `CREATE TABLE IF NOT EXISTS` can fail, so instances take turns under an advisory
+    // lock. The column is looked up first: `ALTER TABLE` takes the table's strongest lock even when it has
+    // nothing to do, which would stall the app's sessions at every start.
+    case "pg":
+      migration = sql.withTransaction(
+        Effect.zipRight(
+          exec(Dialect.pgMigrationLock),
+          Effect.zipRight(
+            all(st.createTable),
+            Effect.flatMap(
+              exec(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'user_key' " +
+                  "AND NOT attisdropped",
+                [st.qualified]
+              ),
+              (found) => found.length > 0 ? exec(st.userKeyIndex) : all([st.addUserKey, st.userKeyIndex])
+            )
+          )
+        )
+      )
+      break
+    // MySQL and SQLite: `CREATE ... IF NOT EXISTS` is safe to run concurrently; neither has `ADD COLUMN IF NOT
+    // EXISTS` (MySQL has no `CREATE INDEX IF NOT EXISTS` either), so those steps check the catalog first.
+    case "mysql":
+      migration = Effect.zipRight(
+        retrying(all(st.createTable)),
+        Effect.zipRight(
+          unlessPresent(
+            exec(
+              "SELECT 1 FROM information_schema.columns " +
+                "WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'user_key'",
+              [names.table]
+            ),
+            st.addUserKey
+          ),
+          unlessPresent(
+            exec(
+              "SELECT 1 FROM information_schema.statistics " +
+                "WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?",
+              [names.table, st.userKeyIndexName]
+            ),
+            st.userKeyIndex
+          )
+        )
+      )
+      break
+    case "sqlite":
+      migration = Effect.zipRight(
+        retrying(all(st.createTable)),
+        Effect.zipRight(
+          unlessPresent(
+            exec("SELECT 1 FROM pragma_table_info(?) WHERE name = 'user_key'", [names.table]),
+            st.addUserKey
+          ),
+          retrying(exec(st.userKeyIndex))
+        )
+      )
+      break
+  }
   return Effect.mapError(migration, unavailable("migrate"))
 }
 
@@ -433,8 +594,9 @@ const prepare = Effect.gen(function*() {
 })
 
 /**
- * `migrate` creates the table and its index when missing; it is idempotent and safe to run from several
- * instances at once (Postgres: inside a transaction under an advisory lock).
+ * `migrate` creates the table and its indexes when missing, and adds the user key column and its index to a
+ * table made without them; it is idempotent and safe to run from several instances at once (Postgres: inside a
+ * transaction under an advisory lock; MySQL and SQLite: a step another instance took first counts as done).
  *
  * @since 0.1.0
  */
@@ -444,7 +606,7 @@ export const migrate = (
   Effect.flatMap(
     prepare,
     ({ dialect, sql }) =>
-      Effect.flatMap(resolve(dialect, options), (r) => runMigration(sql, Dialect.statements(dialect, r.names)))
+      Effect.flatMap(resolve(dialect, options), (r) => runMigration(sql, Dialect.statements(dialect, r.names), r.names))
   )
 
 /**
@@ -461,15 +623,25 @@ export const make = (
     const { dialect, sql } = yield* prepare
     const resolved = yield* resolve(dialect, options)
     const st = Dialect.statements(dialect, resolved.names)
-    if (resolved.migrate) yield* runMigration(sql, st)
+    if (resolved.migrate) yield* runMigration(sql, st, resolved.names)
     const system = yield* systemOf(sql, dialect)
-    const { backend, batch } = makeBackend(sql, st, system, resolved.reservedConnections, resolved.preparedStatements)
+    const { backend, batch, index } = makeBackend(
+      sql,
+      st,
+      system,
+      resolved.reservedConnections,
+      resolved.preparedStatements,
+      options?.spans ?? true
+    )
     const store = SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
-    return { store, expiredDeletion: SessionStore.expiredDeletionInBatches(batch), dialect }
+    return { store, expiredDeletion: SessionStore.expiredDeletionInBatches(batch), dialect, index }
   })
 
+const contextOf = (service: Service) =>
+  Context.add(SessionStore.expiredDeletionContext(service), SessionIndex.SessionIndex, service.index)
+
 /**
- * `layer` provides `SessionStore` and `ExpiredDeletion` on the app's `SqlClient`.
+ * `layer` provides `SessionStore`, `ExpiredDeletion` and `SessionIndex` on the app's `SqlClient`.
  * Warning: the table and schema names are checked as plain identifiers because `@effect/sql-mysql2` runs
  * multiple statements per query; never build them from user input all the same.
  *
@@ -478,10 +650,10 @@ export const make = (
 export const layer = (
   options?: Options
 ): Layer.Layer<
-  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex,
   StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
-> => Layer.effectContext(Effect.map(make(options), SessionStore.expiredDeletionContext))
+> => Layer.effectContext(Effect.map(make(options), contextOf))
 
 /**
  * `layerConfig` is `layer` with its options read from `Config`.
@@ -491,10 +663,7 @@ export const layer = (
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
-  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex,
   ConfigError.ConfigError | StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
-> =>
-  Layer.effectContext(
-    Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), SessionStore.expiredDeletionContext))
-  )
+> => Layer.effectContext(Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), contextOf)))

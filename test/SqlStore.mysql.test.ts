@@ -1,6 +1,7 @@
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { describeService } from "./support/services.js"
 import { mariadb, sqlStoreSuite, storeLayer, uniqueTable } from "./support/sql.js"
+import { sqlIndexSuite } from "./support/sqlIndex.js"
 
 await describeService("SqlStore (MySQL/MariaDB)", mariadb.server!.host, mariadb.server!.port, () => {
   runContractSuite("contract: SqlStore on MySQL/MariaDB", storeLayer(mariadb, uniqueTable("contract")), { live: true })
@@ -10,5 +11,9 @@ await describeService("SqlStore (MySQL/MariaDB)", mariadb.server!.host, mariadb.
     storeLayer(mariadb, uniqueTable("contract0"), { reservedConnections: 0 }),
     { live: true }
   )
+  runIndexContractSuite("index contract: SqlStore on MySQL/MariaDB", storeLayer(mariadb, uniqueTable("index")), {
+    live: true
+  })
   sqlStoreSuite(mariadb)
+  sqlIndexSuite(mariadb)
 })

@@ -1,6 +1,7 @@
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { describeService } from "./support/services.js"
 import { postgres, sqlStoreSuite, storeLayer, uniqueTable } from "./support/sql.js"
+import { sqlIndexSuite } from "./support/sqlIndex.js"
 
 await describeService("SqlStore (PostgreSQL)", postgres.server!.host, postgres.server!.port, () => {
   runContractSuite("contract: SqlStore on PostgreSQL", storeLayer(postgres, uniqueTable("contract")), { live: true })
@@ -16,5 +17,9 @@ await describeService("SqlStore (PostgreSQL)", postgres.server!.host, postgres.s
     storeLayer(postgres, uniqueTable("contractu"), { preparedStatements: false }),
     { live: true }
   )
+  runIndexContractSuite("index contract: SqlStore on PostgreSQL", storeLayer(postgres, uniqueTable("index")), {
+    live: true
+  })
   sqlStoreSuite(postgres)
+  sqlIndexSuite(postgres)
 })

@@ -1,6 +1,7 @@
 import { describe } from "@effect/vitest"
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { sqlite, sqlStoreSuite, storeLayer, tempSqliteFile, uniqueTable } from "./support/sql.js"
+import { sqlIndexSuite } from "./support/sqlIndex.js"
 
 describe("SqlStore (SQLite)", () => {
   const file = sqlite(tempSqliteFile())
@@ -8,6 +9,10 @@ describe("SqlStore (SQLite)", () => {
   runContractSuite("contract: SqlStore on SQLite (:memory:)", storeLayer(sqlite(":memory:"), uniqueTable("contract")), {
     live: true
   })
+  runIndexContractSuite("index contract: SqlStore on SQLite (file)", storeLayer(file, uniqueTable("index")), {
+    live: true
+  })
   // Concurrency across two connections to one WAL file (one connection would serialise everything).
   sqlStoreSuite(file)
+  sqlIndexSuite(file)
 })

@@ -43,23 +43,38 @@ describe("SqlStore construction", () => {
       assert.include(error?.message, "PostgreSQL only")
     }))
 
-  it("ddl gives each dialect's table: JSON data, BIGINT milliseconds with an index, a version", () => {
+  it("ddl gives each dialect's table: JSON data, BIGINT milliseconds with an index, a version, the user key with an index", () => {
     const pg = Either.getOrThrow(SqlStore.ddl("pg", { table: "sessions", schema: "auth" }))
-    assert.deepStrictEqual(pg.length, 3)
+    assert.deepStrictEqual(pg.length, 5)
     assert.include(pg[0], "CREATE SCHEMA IF NOT EXISTS \"auth\"")
     assert.include(pg[1], "\"auth\".\"sessions\"")
     assert.include(pg[1], "data jsonb NOT NULL")
     assert.include(pg[1], "expires_at bigint NOT NULL")
+    assert.include(pg[1], "user_key text COLLATE \"C\"\n")
     assert.include(pg[2], "ON \"auth\".\"sessions\" (expires_at)")
+    // a table made without the user key gets it
+    assert.include(pg[3], "ALTER TABLE \"auth\".\"sessions\" ADD COLUMN IF NOT EXISTS user_key text COLLATE \"C\"")
+    assert.include(
+      pg[4],
+      "CREATE INDEX IF NOT EXISTS \"sessions_user_key_idx\" ON \"auth\".\"sessions\" (user_key) WHERE user_key IS NOT NULL"
+    )
     const mysql = Either.getOrThrow(SqlStore.ddl("mysql"))
     assert.strictEqual(mysql.length, 1)
     assert.include(mysql[0], "`effect_sessions`")
     assert.include(mysql[0], "data JSON NOT NULL")
     assert.include(mysql[0], "COLLATE ascii_bin") // ids are case-sensitive
     assert.include(mysql[0], "INDEX `effect_sessions_expires_at_idx` (expires_at)")
+    assert.include(mysql[0], "user_key VARCHAR(43) CHARACTER SET ascii COLLATE ascii_bin NULL") // so are user keys
+    assert.include(mysql[0], "INDEX `effect_sessions_user_key_idx` (user_key)")
     const lite = Either.getOrThrow(SqlStore.ddl("sqlite"))
+    assert.strictEqual(lite.length, 3)
     assert.include(lite[0], "data TEXT NOT NULL")
+    assert.include(lite[0], "user_key TEXT\n")
     assert.include(lite[1], "CREATE INDEX IF NOT EXISTS")
+    assert.include(
+      lite[2],
+      "\"effect_sessions_user_key_idx\" ON \"effect_sessions\" (user_key) WHERE user_key IS NOT NULL"
+    )
     assert.isTrue(Either.isLeft(SqlStore.ddl("pg", { table: "sessions; DROP TABLE users" })))
     assert.isTrue(Either.isLeft(SqlStore.ddl("sqlite", { schema: "main" })))
   })

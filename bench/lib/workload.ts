@@ -9,6 +9,7 @@
  * Promise workers) runs exactly the same sequence of operations.
  */
 import * as Effect from "effect/Effect"
+import { META_KEY } from "../../src/Session.js"
 import type { SessionData } from "../../src/SessionData.js"
 import * as SessionId from "../../src/SessionId.js"
 import type * as SessionRecord from "../../src/SessionRecord.js"
@@ -77,6 +78,31 @@ export const makePlan = (options: WorkloadOptions = defaultWorkload): Plan => {
   })
   return { options, ids, lanes }
 }
+
+/** Sessions per bound user in `boundSessionData`. */
+export const SESSIONS_PER_USER = 10
+
+/**
+ * The library's metadata binding session `index` to user `user-<index / SESSIONS_PER_USER>`, as
+ * `Session.bindUser` writes it: what makes a store file the session in its per-user index.
+ */
+export const bindingOf = (index: number, write: number): SessionData => ({
+  [META_KEY]: {
+    createdAt: 1_700_000_000_000,
+    user: {
+      id: `user-${Math.floor(index / SESSIONS_PER_USER)}`,
+      authenticatedAt: 1_700_000_000_000 + index,
+      userAgent: "Mozilla/5.0 (bench)"
+    },
+    refreshedAt: 1_700_000_000_000 + write
+  }
+})
+
+/** `sessionData` with the binding of `bindingOf`. */
+export const boundSessionData = (index: number, write: number): SessionData => ({
+  ...sessionData(index, write),
+  ...bindingOf(index, write)
+})
 
 /** About 300 bytes of JSON, different per session and per write. */
 export const sessionData = (index: number, write: number): SessionData => ({
@@ -170,16 +196,21 @@ export const expiresAt = (now: number): number => now + 3_600_000
 export const storeOps = (
   store: SessionStore.Service,
   plan: Plan,
-  options?: { readonly seedConcurrency?: number }
+  options?: {
+    readonly seedConcurrency?: number
+    /** Bind every session to a user (`boundSessionData`), so an indexing store files it on each write. */
+    readonly bound?: boolean
+  }
 ): Effect.Effect<Ops<unknown, never>, unknown> =>
   Effect.gen(function*() {
+    const dataOf = options?.bound === true ? boundSessionData : sessionData
     const records: Array<SessionRecord.SessionRecord> = new Array(plan.ids.length)
     const now = Date.now()
     yield* Effect.forEach(
       plan.ids,
       (id, index) =>
         Effect.map(
-          store.create({ id, data: sessionData(index, 0), expiresAt: expiresAt(now), version: 1 }),
+          store.create({ id, data: dataOf(index, 0), expiresAt: expiresAt(now), version: 1 }),
           (record) => {
             records[index] = record
           }
@@ -193,7 +224,7 @@ export const storeOps = (
         return Effect.map(
           store.save({
             id: current.id,
-            data: sessionData(index, write),
+            data: dataOf(index, write),
             expiresAt: expiresAt(Date.now()),
             version: current.version
           }),

@@ -8,12 +8,18 @@
  * | statement        | parameters                              | result                                 |
  * | ---------------- | --------------------------------------- | -------------------------------------- |
  * | `load`           | id, now                                 | rows `data, expires_at, version`       |
- * | `create`         | id, data, expiresAt, version, now       | pg/sqlite: a row when written; mysql: plain `INSERT` |
- * | `replaceExpired` | data, expiresAt, version, id, now       | mysql only: affected rows              |
- * | `save`           | data, expiresAt, id, version, now       | pg/sqlite: a row when written; mysql: affected rows |
+ * | `create`         | id, data, userKey, expiresAt, version, now | pg/sqlite: a row when written; mysql: plain `INSERT` |
+ * | `replaceExpired` | data, userKey, expiresAt, version, id, now | mysql only: affected rows           |
+ * | `save`           | data, userKey, expiresAt, id, version, now | pg/sqlite: a row when written; mysql: affected rows |
  * | `current`        | id, now                                 | rows `version` of the live record      |
  * | `delete`         | id                                      | -                                      |
  * | `deleteExpired`  | now (the batch size is a literal)       | pg: row `n`; sqlite: one row per record; mysql: affected rows |
+ * | `list`           | userKey, now                            | rows `id, data, expires_at, version`   |
+ * | `revoke`         | userKey, except (`''` for none)         | pg/sqlite: rows `id, expires_at` deleted; mysql: none (see `lockUser`) |
+ * | `lockUser`       | userKey, except (`''` for none)         | mysql only: rows `id, expires_at`, locked (`FOR UPDATE`) |
+ *
+ * `user_key` is `SessionIndex.userKey` of the user the record's data is bound to, `NULL` when it is bound to no
+ * one (a moved session's tombstone included); every write sets it from the data it writes, in the same statement.
  *
  * @internal
  */
@@ -61,8 +67,19 @@ export interface Statements {
   readonly dialect: Dialect
   /** The quoted, qualified table name. */
   readonly qualified: string
-  /** The migration: idempotent statements, run in order (Postgres: inside a transaction under `migrationLock`). */
+  /**
+   * The DDL of a new table, with its indexes: idempotent statements, run in order (Postgres: inside a
+   * transaction under `migrationLock`). On Postgres it also adds the user key to a table made without it.
+   */
   readonly ddl: ReadonlyArray<string>
+  /** The table and its expiry index, as `ddl` creates them (the table with its user key column). */
+  readonly createTable: ReadonlyArray<string>
+  /** Adds the user key column to a table made without it (Postgres: `IF NOT EXISTS`). */
+  readonly addUserKey: string
+  /** Creates the user key's index (Postgres and SQLite: `IF NOT EXISTS`). */
+  readonly userKeyIndex: string
+  /** The user key index's name, unquoted. */
+  readonly userKeyIndexName: string
   readonly load: string
   readonly create: string
   readonly replaceExpired: string
@@ -70,6 +87,11 @@ export interface Statements {
   readonly current: string
   readonly delete: string
   readonly deleteExpired: (limit: number) => string
+  readonly list: string
+  readonly revoke: string
+  readonly lockUser: string
+  /** MySQL: deletes the rows of the given ids (as many placeholders as ids). */
+  readonly deleteIds: (count: number) => string
 }
 
 const quoteWith = (q: string) => (name: string): string => q + name.split(q).join(q + q) + q
@@ -92,43 +114,65 @@ export const statements = (dialect: Dialect, names: Names): Statements => {
     return build()
   }
 
-  const ddl: Array<string> = []
+  const userKeyIndexName = `${names.table}_user_key_idx`
+  const userIndex = quote(userKeyIndexName)
+  const createTable: Array<string> = []
+  let addUserKey: string
+  let userKeyIndex: string
   switch (dialect) {
     case "pg":
-      if (names.schema !== undefined) ddl.push(`CREATE SCHEMA IF NOT EXISTS ${quote(names.schema)}`)
-      ddl.push(
+      if (names.schema !== undefined) createTable.push(`CREATE SCHEMA IF NOT EXISTS ${quote(names.schema)}`)
+      createTable.push(
         `CREATE TABLE IF NOT EXISTS ${t} (\n` +
           `  id text COLLATE "C" PRIMARY KEY,\n` +
           `  data jsonb NOT NULL,\n` +
           `  expires_at bigint NOT NULL,\n` +
-          `  version bigint NOT NULL\n` +
+          `  version bigint NOT NULL,\n` +
+          `  user_key text COLLATE "C"\n` +
           `)`,
         `CREATE INDEX IF NOT EXISTS ${index} ON ${t} (expires_at)`
       )
+      addUserKey = `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS user_key text COLLATE "C"`
+      // Partial: unbound sessions, often most of them, cost the index nothing.
+      userKeyIndex = `CREATE INDEX IF NOT EXISTS ${userIndex} ON ${t} (user_key) WHERE user_key IS NOT NULL`
       break
     case "mysql":
-      ddl.push(
+      createTable.push(
         `CREATE TABLE IF NOT EXISTS ${t} (\n` +
           `  id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,\n` +
           `  data JSON NOT NULL,\n` +
           `  expires_at BIGINT NOT NULL,\n` +
           `  version BIGINT NOT NULL,\n` +
-          `  INDEX ${index} (expires_at)\n` +
+          `  user_key VARCHAR(43) CHARACTER SET ascii COLLATE ascii_bin NULL,\n` +
+          `  INDEX ${index} (expires_at),\n` +
+          `  INDEX ${userIndex} (user_key)\n` +
           `) ENGINE=InnoDB`
       )
+      // MySQL has no `ADD COLUMN IF NOT EXISTS`: the migration checks information_schema first.
+      addUserKey = `ALTER TABLE ${t} ADD COLUMN user_key VARCHAR(43) CHARACTER SET ascii COLLATE ascii_bin NULL`
+      userKeyIndex = `CREATE INDEX ${userIndex} ON ${t} (user_key)`
       break
     case "sqlite":
-      ddl.push(
+      createTable.push(
         `CREATE TABLE IF NOT EXISTS ${t} (\n` +
           `  id TEXT NOT NULL PRIMARY KEY,\n` +
           `  data TEXT NOT NULL,\n` +
           `  expires_at INTEGER NOT NULL,\n` +
-          `  version INTEGER NOT NULL\n` +
+          `  version INTEGER NOT NULL,\n` +
+          `  user_key TEXT\n` +
           `) WITHOUT ROWID`,
         `CREATE INDEX IF NOT EXISTS ${index} ON ${t} (expires_at)`
       )
+      // SQLite has no `ADD COLUMN IF NOT EXISTS`: the migration reads `pragma table_info` first.
+      addUserKey = `ALTER TABLE ${t} ADD COLUMN user_key TEXT`
+      userKeyIndex = `CREATE INDEX IF NOT EXISTS ${userIndex} ON ${t} (user_key) WHERE user_key IS NOT NULL`
       break
   }
+  const ddl = dialect === "pg"
+    ? [...createTable, addUserKey, userKeyIndex]
+    : dialect === "sqlite"
+    ? [...createTable, userKeyIndex]
+    : createTable
 
   const returning = dialect === "mysql" ? "" : " RETURNING version"
 
@@ -136,22 +180,28 @@ export const statements = (dialect: Dialect, names: Names): Statements => {
     dialect,
     qualified: t,
     ddl,
+    createTable,
+    addUserKey,
+    userKeyIndex,
+    userKeyIndexName,
     load: stmt(() => `SELECT data, expires_at, version FROM ${t} WHERE id = ${p()} AND expires_at > ${p()}`),
     // pg/sqlite: one statement; an existing row is replaced only when expired, else nothing is returned.
     // mysql: a plain INSERT; on a duplicate key, `replaceExpired` follows.
     create: stmt(() =>
       dialect === "mysql"
-        ? `INSERT INTO ${t} (id, data, expires_at, version) VALUES (${p()}, ${p()}, ${p()}, ${p()})`
-        : `INSERT INTO ${t} AS cur (id, data, expires_at, version) VALUES (${p()}, ${p()}, ${p()}, ${p()}) ` +
-          `ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, ` +
-          `version = excluded.version WHERE cur.expires_at <= ${p()}${returning}`
+        ? `INSERT INTO ${t} (id, data, user_key, expires_at, version) VALUES (${p()}, ${p()}, ${p()}, ${p()}, ${p()})`
+        : `INSERT INTO ${t} AS cur (id, data, user_key, expires_at, version) ` +
+          `VALUES (${p()}, ${p()}, ${p()}, ${p()}, ${p()}) ` +
+          `ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_key = excluded.user_key, ` +
+          `expires_at = excluded.expires_at, version = excluded.version WHERE cur.expires_at <= ${p()}${returning}`
     ),
     replaceExpired: stmt(() =>
-      `UPDATE ${t} SET data = ${p()}, expires_at = ${p()}, version = ${p()} WHERE id = ${p()} AND expires_at <= ${p()}`
+      `UPDATE ${t} SET data = ${p()}, user_key = ${p()}, expires_at = ${p()}, version = ${p()} ` +
+      `WHERE id = ${p()} AND expires_at <= ${p()}`
     ),
     // The version always changes, so mysql's affected-row count (FOUND_ROWS or not) is exact.
     save: stmt(() =>
-      `UPDATE ${t} SET data = ${p()}, expires_at = ${p()}, version = version + 1 ` +
+      `UPDATE ${t} SET data = ${p()}, user_key = ${p()}, expires_at = ${p()}, version = version + 1 ` +
       `WHERE id = ${p()} AND version = ${p()} AND expires_at > ${p()}${returning}`
     ),
     current: stmt(() => `SELECT version FROM ${t} WHERE id = ${p()} AND expires_at > ${p()}`),
@@ -168,7 +218,15 @@ export const statements = (dialect: Dialect, names: Names): Statements => {
         case "sqlite":
           return `DELETE FROM ${t} WHERE id IN (SELECT id FROM ${t} WHERE expires_at <= ? LIMIT ${l}) RETURNING 1`
       }
-    }
+    },
+    // `expires_at + 0` keeps the planner off the expiry index: without statistics (a freshly loaded table)
+    // Postgres would intersect the user's few rows with every live session's entry in it.
+    list: stmt(() =>
+      `SELECT id, data, expires_at, version FROM ${t} WHERE user_key = ${p()} AND expires_at + 0 > ${p()}`
+    ),
+    revoke: stmt(() => `DELETE FROM ${t} WHERE user_key = ${p()} AND id <> ${p()} RETURNING id, expires_at`),
+    lockUser: stmt(() => `SELECT id, expires_at FROM ${t} WHERE user_key = ${p()} AND id <> ${p()} FOR UPDATE`),
+    deleteIds: (count) => `DELETE FROM ${t} WHERE id IN (${Array.from({ length: count }, () => "?").join(", ")})`
   }
 }
 
@@ -260,5 +318,22 @@ export const isStatementError = (cause: unknown): boolean => {
   }
   // mysql2: a server error has a SQL state; `fatal` marks errors that closed the connection.
   if (typeof error.sqlState === "string") return error.fatal !== true
+  return false
+}
+
+/**
+ * `isAlreadyMigrated` is true for the error of a migration step another instance took first: MySQL's
+ * duplicate column (1060) or duplicate key name (1061), SQLite's "duplicate column name" (its code is the
+ * generic `SQLITE_ERROR`, so the message tells).
+ *
+ * @internal
+ */
+export const isAlreadyMigrated = (cause: unknown): boolean => {
+  const code = driverCode(cause)
+  if (code === "ER_DUP_FIELDNAME" || code === "ER_DUP_KEYNAME") return true
+  if (code === "SQLITE_ERROR" && typeof cause === "object" && cause !== null && "message" in cause) {
+    const message = (cause as { readonly message: unknown }).message
+    return typeof message === "string" && message.startsWith("duplicate column name")
+  }
   return false
 }

@@ -218,7 +218,7 @@ const bulkInsert = (
   ).withoutTransform
 }
 
-const insertRow = (
+export const insertRow = (
   client: SqlClient.SqlClient,
   dialect: Dialect,
   table: string,
