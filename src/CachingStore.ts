@@ -50,8 +50,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import * as OptionChecks from "./internal/optionChecks.js"
 import { builtInTracer, withAppSpan } from "./internal/tracing.js"
+import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
 import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
@@ -89,11 +92,18 @@ export interface MakeOptions {
  *
  * @since 0.1.0
  */
-export interface Options<ROut, E1, R1, E2, R2> extends Omit<MakeOptions, "cache" | "store"> {
+export interface Options<ROut, E1, R1, E2, R2, E3 = never, R3 = never> extends Omit<MakeOptions, "cache" | "store"> {
   /** A layer providing the cache as `SessionStore`, e.g. `LruStore.layer()`. */
   readonly cache: Layer.Layer<SessionStore.SessionStore, E1, R1>
   /** A layer providing the persistent store as `SessionStore`; whatever else it provides passes through. */
   readonly store: Layer.Layer<ROut | SessionStore.SessionStore, E2, R2>
+  /**
+   * An invalidation channel shared with the other instances, e.g. `RedisStore.layerInvalidation()` or
+   * `SqlStore.layerInvalidation()`: every write through this layer is announced once the store has it, and the
+   * other instances' announcements evict their sessions here. While the channel is disconnected the cache is
+   * bypassed. Default: none (other instances' writes are seen within `maxStaleness`).
+   */
+  readonly invalidation?: Layer.Layer<Invalidation.Invalidation, E3, R3> | undefined
 }
 
 /** What the layer knows of an entry it filled: the record's version and expiry, and when the store was read. */
@@ -123,6 +133,15 @@ interface Instance {
   readonly service: SessionStore.Service
   /** Stops serving every entry from the cache until it is filled again. */
   readonly forgetAll: () => void
+  /** Applies an event of the invalidation channel. */
+  readonly onEvent: (event: Invalidation.Event) => void
+  /**
+   * After sessions were removed or changed in the store by other means than this layer's methods (a revocation):
+   * stops serving them here and announces them to the other instances.
+   */
+  readonly invalidated: (ids: ReadonlyArray<SessionId>) => Effect.Effect<void>
+  /** After `deleteExpired` removed `count` records: forgets every entry here, and elsewhere when it removed any. */
+  readonly deletedExpired: (count: number) => Effect.Effect<void>
 }
 
 /** Refuses a `maxStaleness` that is not a duration or is infinite (the layer keeps an entry per fill within it). */
@@ -130,8 +149,8 @@ const checkOptions = (options: { readonly maxStaleness?: Duration.DurationInput 
   OptionChecks.check([OptionChecks.duration("CachingStore", "maxStaleness", options.maxStaleness, { zero: true })])
 
 /** Builds the caching service; `options` must have passed `checkOptions`. */
-const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
-  Effect.suspend(() => {
+const makeInstance = (options: MakeOptions, channel?: Invalidation.Service): Effect.Effect<Instance> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) => {
     const maxStaleness = Duration.toMillis(Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS))
     const { cache, store } = options
     const withSpans = options.spans ?? true
@@ -139,6 +158,11 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
     // Entries filled within `maxStaleness`, oldest first (re-filling moves an id to the end).
     const filled = new Map<SessionId, Filled>()
     const flights = new Map<SessionId, Flight>()
+    // Without a channel the cache is trusted within maxStaleness; with one, only while it is connected.
+    let vouched = channel === undefined
+    const announce = (ids: ReadonlyArray<SessionId>): Effect.Effect<void> =>
+      channel === undefined ? Effect.void : channel.announce(ids)
+    const runFork = Runtime.runFork(runtime)
 
     const prune = (now: number): void => {
       for (const [id, entry] of filled) {
@@ -207,7 +231,7 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           onSuccess: () =>
             Effect.sync(() => {
               filled.delete(record.id)
-              if (ticket.flight.generation !== ticket.generation) return
+              if (!vouched || ticket.flight.generation !== ticket.generation) return
               filled.set(record.id, { version: record.version, expiresAt: record.expiresAt, readAt })
               prune(readAt)
             })
@@ -248,7 +272,7 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
 
     const load = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const entry = filled.get(id)
+        const entry = vouched ? filled.get(id) : undefined
         if (entry === undefined) return Effect.zipRight(annotate("miss"), loadFromStore(id))
         // a clock that went back is no reason to trust an entry longer
         if (now - entry.readAt >= maxStaleness || now < entry.readAt) {
@@ -278,7 +302,8 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           Effect.flatMap(Clock.currentTimeMillis, (readAt) =>
             call(record).pipe(
               Effect.tapError(() => evict(record.id)),
-              Effect.tap((written) => fill(written, ticket, readAt, previous))
+              Effect.tap((written) => fill(written, ticket, readAt, previous)),
+              Effect.tap((written) => announce([written.id]))
             )))
       })
 
@@ -291,16 +316,42 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           "delete",
           Effect.suspend(() => {
             invalidate(id)
-            return Effect.ensuring(store.delete(id), evict(id))
+            return Effect.zipRight(Effect.ensuring(store.delete(id), evict(id)), announce([id]))
           })
         )
     })
+    const forgetAll = (): void => {
+      filled.clear()
+      for (const flight of flights.values()) flight.generation++
+    }
     return Effect.succeed<Instance>({
       service,
-      forgetAll: () => {
-        filled.clear()
-        for (const flight of flights.values()) flight.generation++
-      }
+      forgetAll,
+      onEvent: (event) => {
+        switch (event._tag) {
+          case "Invalidated": {
+            for (const id of event.ids) {
+              const held = filled.has(id)
+              invalidate(id)
+              // only the bookkeeping decides what is served; the cache's copy is removed for its memory
+              if (held) runFork(Effect.catchAll(cache.delete(id), logCacheError))
+            }
+            return
+          }
+          case "InvalidatedAll":
+            return forgetAll()
+          case "Connected":
+          case "Disconnected":
+            vouched = event._tag === "Connected"
+            return forgetAll()
+        }
+      },
+      invalidated: (ids) => Effect.zipRight(Effect.forEach(ids, evict, { discard: true }), announce(ids)),
+      deletedExpired: (count) =>
+        Effect.suspend(() => {
+          forgetAll()
+          return count > 0 && channel !== undefined ? channel.announceAll : Effect.void
+        })
     })
   })
 
@@ -321,24 +372,28 @@ export const make = (options: MakeOptions): Effect.Effect<SessionStore.Service, 
  *
  * @since 0.1.0
  */
-export const layer = <ROut, E1 = never, R1 = never, E2 = never, R2 = never>(
-  options: Options<ROut, E1, R1, E2, R2>
-): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | StoreError.StoreConfigError, R1 | R2> =>
+export const layer = <ROut, E1 = never, R1 = never, E2 = never, R2 = never, E3 = never, R3 = never>(
+  options: Options<ROut, E1, R1, E2, R2, E3, R3>
+): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | E3 | StoreError.StoreConfigError, R1 | R2 | R3> =>
   Layer.unwrapEffect(Effect.as(checkOptions(options), layerChecked(options)))
 
-const layerChecked = <ROut, E1, R1, E2, R2>(
-  options: Options<ROut, E1, R1, E2, R2>
-): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2, R1 | R2> =>
+const layerChecked = <ROut, E1, R1, E2, R2, E3, R3>(
+  options: Options<ROut, E1, R1, E2, R2, E3, R3>
+): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | E3, R1 | R2 | R3> =>
   Layer.flatMap(options.store, (storeContext) =>
-    Layer.flatMap(options.cache, (cacheContext) =>
-      Layer.effectContext(
-        Effect.map(
-          makeInstance({
-            cache: Context.get(cacheContext, SessionStore.SessionStore),
-            store: Context.get(storeContext, SessionStore.SessionStore),
-            maxStaleness: options.maxStaleness,
-            spans: options.spans
-          }),
+    Layer.flatMap(options.cache, (cacheContext) => {
+      const build = (channel: Invalidation.Service | undefined) =>
+        Layer.scopedContext(Effect.map(
+          Effect.tap(
+            makeInstance({
+              cache: Context.get(cacheContext, SessionStore.SessionStore),
+              store: Context.get(storeContext, SessionStore.SessionStore),
+              maxStaleness: options.maxStaleness,
+              spans: options.spans
+            }, channel),
+            (instance): Effect.Effect<void, never, Scope.Scope> =>
+              channel === undefined ? Effect.void : channel.subscribe(instance.onEvent)
+          ),
           (instance) => {
             const context = Context.add(storeContext, SessionStore.SessionStore, instance.service)
             const deletion = Context.getOption(storeContext, SessionStore.ExpiredDeletion)
@@ -348,9 +403,15 @@ const layerChecked = <ROut, E1, R1, E2, R2>(
               SessionStore.ExpiredDeletion,
               SessionStore.ExpiredDeletion.of({
                 deleteExpired: (deleteOptions) =>
-                  Effect.ensuring(deletion.value.deleteExpired(deleteOptions), Effect.sync(instance.forgetAll))
+                  Effect.ensuring(
+                    Effect.tap(deletion.value.deleteExpired(deleteOptions), instance.deletedExpired),
+                    Effect.sync(instance.forgetAll)
+                  )
               })
             )
           }
-        )
-      )))
+        ))
+      return options.invalidation === undefined
+        ? build(undefined)
+        : Layer.flatMap(options.invalidation, (channel) => build(Context.get(channel, Invalidation.Invalidation)))
+    }))
