@@ -517,8 +517,9 @@ export interface InvalidationOptions extends Invalidation.ChannelOptions {
 
 /**
  * `layerInvalidation` provides an invalidation channel on PostgreSQL `LISTEN`/`NOTIFY` (for
- * `CachingStore.layer`'s `invalidation`) through the app's `@effect/sql-pg` client: `NOTIFY` through its pool,
- * `LISTEN` on its dedicated listening connection. Construction fails with `StoreConfigError` on a client that
+ * `CachingStore.layer`'s `invalidation`) through the app's `@effect/sql-pg` client: `pg_notify` through the
+ * client (inside the app's transaction, if any: delivered at commit), `LISTEN` on its dedicated listening
+ * connection. Construction fails with `StoreConfigError` on a client that
  * is not `@effect/sql-pg`'s (`UnsupportedDialect`) or a refused option, and with `Unavailable` when no
  * subscription works within `connectTimeout`.
  *
@@ -539,7 +540,7 @@ export const layerInvalidation = (
       const badChannel = Dialect.checkIdentifier("channel name", channel)
       if (badChannel !== undefined) return yield* StoreError.invalidOption("SqlStore", "channel", badChannel)
       const sql = yield* SqlClient.SqlClient
-      const client = InvalidationPg.notifying(sql)
+      const client = InvalidationPg.listening(sql)
       if (client === undefined) {
         return yield* new StoreError.StoreConfigError({
           reason: "UnsupportedDialect",

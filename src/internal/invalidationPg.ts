@@ -1,7 +1,9 @@
 /**
- * The PostgreSQL transport of the invalidation channel: `NOTIFY` through the client's pool and `LISTEN` on
- * the dedicated connection of `@effect/sql-pg`'s `listen`. That client does not report a listening connection
- * it lost, so on PostgreSQL a lost subscription is noticed by the channel's heartbeat alone.
+ * The PostgreSQL transport of the invalidation channel: `pg_notify` through the client (inside the app's
+ * transaction, if any, so that it is delivered at commit) and `LISTEN` on the dedicated connection of
+ * `@effect/sql-pg`'s `listen`. That client does not report a listening connection it lost, so on PostgreSQL a
+ * lost subscription is noticed by the channel's heartbeat alone. (Its `notify` sends `NOTIFY channel, $1`,
+ * which PostgreSQL refuses: `NOTIFY` takes no parameters.)
  *
  * @internal
  */
@@ -16,22 +18,22 @@ import type { Transport } from "./invalidation.js"
 export const DEFAULT_CHANNEL = "effect_sessions_invalidation"
 
 /** What `@effect/sql-pg`'s `PgClient` adds to a `SqlClient`, as far as the channel needs it. */
-interface Notifying {
+interface Listening extends SqlClient.SqlClient {
   readonly listen: (channel: string) => Stream.Stream<string, SqlError>
-  readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError>
 }
 
-/** `notifying(sql)` is the client's `listen` / `notify` when it has them (`@effect/sql-pg`), else `undefined`. */
-export const notifying = (sql: SqlClient.SqlClient): Notifying | undefined => {
-  const candidate = sql as SqlClient.SqlClient & Partial<Notifying>
-  return typeof candidate.listen === "function" && typeof candidate.notify === "function"
-    ? (candidate as Notifying)
-    : undefined
+/** `listening(sql)` is the client when it has `listen` (`@effect/sql-pg`), else `undefined`. */
+export const listening = (sql: SqlClient.SqlClient): Listening | undefined => {
+  const candidate = sql as SqlClient.SqlClient & Partial<Listening>
+  return typeof candidate.listen === "function" ? (candidate as Listening) : undefined
 }
 
-/** `transport(client, channel)` publishes with `NOTIFY` and subscribes with `LISTEN`. */
-export const transport = (client: Notifying, channel: string): Transport => ({
+/** `transport(client, channel)` publishes with `pg_notify` and subscribes with `LISTEN`. */
+export const transport = (client: Listening, channel: string): Transport => ({
   publish: (payload) =>
-    Effect.mapError(client.notify(channel, payload), (error) => StoreError.make("Unavailable", "publish", error)),
+    client`SELECT pg_notify(${channel}, ${payload})`.pipe(
+      Effect.asVoid,
+      Effect.mapError((error) => StoreError.make("Unavailable", "publish", error))
+    ),
   messages: Stream.mapError(client.listen(channel), (error) => StoreError.make("Unavailable", "subscribe", error))
 })
