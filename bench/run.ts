@@ -519,7 +519,7 @@ const table = (results: Results): string => {
     }
   }
   if (results.revocation !== undefined && results.revocation.length > 0) {
-    section("REVOCATION (3 instances, 95% /read, a logout a second; latency from the logout to the others' refusal)")
+    section("REVOCATION")
     for (const r of results.revocation) {
       rows.push([
         "revoke",

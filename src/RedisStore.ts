@@ -564,8 +564,7 @@ export const layerInvalidation = (
       const publisher = yield* connect({
         ...(options?.url !== undefined ? { url: options.url } : {}),
         commandTimeout: options?.publishTimeout ?? Invalidation.DEFAULT_PUBLISH_TIMEOUT,
-        connectTimeout: timeout,
-        autoPipelining: false
+        connectTimeout: timeout
       })
       const channel = options?.channel ?? InvalidationRedis.DEFAULT_CHANNEL
       return yield* InvalidationCore.make(

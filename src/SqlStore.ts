@@ -40,6 +40,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -551,7 +552,11 @@ export const layerInvalidation = (
       }
       return yield* InvalidationCore.make(
         "SqlStore invalidation channel",
-        InvalidationPg.transport(client, channel),
+        InvalidationPg.transport(
+          client,
+          channel,
+          Math.max(1, Duration.toMillis(options?.publishTimeout ?? Invalidation.DEFAULT_PUBLISH_TIMEOUT))
+        ),
         options
       )
     })

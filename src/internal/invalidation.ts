@@ -24,7 +24,7 @@ import * as OptionChecks from "./optionChecks.js"
 
 /** @internal */
 export interface Transport {
-  /** Sends one message to every subscriber of the channel. */
+  /** Sends one message to every subscriber of the channel, failing after the channel's `publishTimeout`. */
   readonly publish: (payload: string) => Effect.Effect<void, StoreError.StoreError>
   /** Subscribes while it runs and emits what it receives; fails or ends when the subscription is lost. */
   readonly messages: Stream.Stream<string, StoreError.StoreError>
@@ -113,7 +113,6 @@ export const make = (
   Effect.gen(function*() {
     const heartbeat = millis(options?.heartbeat, Invalidation.DEFAULT_HEARTBEAT)
     const heartbeatTimeout = millis(options?.heartbeatTimeout, Invalidation.DEFAULT_HEARTBEAT_TIMEOUT)
-    const publishTimeout = millis(options?.publishTimeout, Invalidation.DEFAULT_PUBLISH_TIMEOUT)
     const connectTimeout = millis(options?.connectTimeout, Invalidation.DEFAULT_CONNECT_TIMEOUT)
     const instanceId = randomInstanceId()
     const listeners = new Set<(event: Invalidation.Event) => void>()
@@ -157,18 +156,10 @@ export const make = (
       else if (message.kind === "a") emit(ALL)
     }
 
+    // uninterruptible: a request interrupted after its write still announces it
     const publish = (payload: string): Effect.Effect<void> =>
       Effect.uninterruptible(
-        Effect.interruptible(transport.publish(payload)).pipe(
-          Effect.timeoutFail({
-            duration: publishTimeout,
-            onTimeout: () =>
-              StoreError.make(
-                "Unavailable",
-                "publish",
-                new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined })
-              )
-          }),
+        transport.publish(payload).pipe(
           Effect.matchEffect({
             onSuccess: () => Effect.sync(() => (publishFailing = false)),
             onFailure: (error) => {
@@ -192,9 +183,7 @@ export const make = (
         const beating = Effect.gen(function*() {
           let silentFor = 0
           while (true) {
-            yield* Effect.ignore(
-              Effect.timeout(Effect.either(transport.publish(encodePing(instanceId, String(current)))), publishTimeout)
-            )
+            yield* Effect.ignore(transport.publish(encodePing(instanceId, String(current))))
             const interval = up ? heartbeat : STARTUP_INTERVAL_MS
             yield* Effect.sleep(interval)
             if (ponged) {

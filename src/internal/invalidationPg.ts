@@ -28,12 +28,21 @@ export const listening = (sql: SqlClient.SqlClient): Listening | undefined => {
   return typeof candidate.listen === "function" ? (candidate as Listening) : undefined
 }
 
-/** `transport(client, channel)` publishes with `pg_notify` and subscribes with `LISTEN`. */
-export const transport = (client: Listening, channel: string): Transport => ({
+/** `transport(client, channel, publishTimeout)` publishes with `pg_notify` and subscribes with `LISTEN`. */
+export const transport = (client: Listening, channel: string, publishTimeout: number): Transport => ({
   publish: (payload) =>
     client`SELECT pg_notify(${channel}, ${payload})`.pipe(
       Effect.asVoid,
-      Effect.mapError((error) => StoreError.make("Unavailable", "publish", error))
+      Effect.mapError((error) => StoreError.make("Unavailable", "publish", error)),
+      Effect.timeoutFail({
+        duration: publishTimeout,
+        onTimeout: () =>
+          StoreError.make(
+            "Unavailable",
+            "publish",
+            new StoreError.RedactedCause({ name: "Timeout", code: "DEADLINE", rule: undefined })
+          )
+      })
     ),
   messages: Stream.mapError(client.listen(channel), (error) => StoreError.make("Unavailable", "subscribe", error))
 })

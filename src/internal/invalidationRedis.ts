@@ -1,5 +1,6 @@
 /**
- * The Redis transport of the invalidation channel: `PUBLISH` on the store's kind of fail-fast connection, and
+ * The Redis transport of the invalidation channel: `PUBLISH` on the store's kind of fail-fast connection (its
+ * `commandTimeout` is the channel's `publishTimeout`, so ioredis bounds every publish), and
  * a subscription on a connection of its own that never reconnects by itself, so that every lost subscription
  * is seen (the channel subscribes again, and its caches drop what they held). On a Cluster the subscription is
  * a plain connection to one node: a `PUBLISH` on any node of a Redis Cluster reaches the subscribers of every
@@ -9,11 +10,11 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import type { Redis } from "ioredis"
+import { Redis } from "ioredis"
 import type { Cluster, RedisOptions } from "ioredis"
 import * as StoreError from "../StoreError.js"
 import type { Transport } from "./invalidation.js"
-import { toStoreError } from "./redis.js"
+import { toStoreError, writeBatcher } from "./redis.js"
 
 /** The default channel name. */
 export const DEFAULT_CHANNEL = "effect-sessions:invalidation"
@@ -37,11 +38,20 @@ export const transport = (
   openSubscriber: (attempt: number) => Redis
 ): Transport => {
   let attempt = 0
+  // the publishes of one turn leave in one write, as the store's own commands do
+  const beforeSend = publisher instanceof Redis ? writeBatcher(publisher) : undefined
   return {
     publish: (payload) =>
-      Effect.tryPromise({
-        try: () => publisher.publish(channel, payload),
-        catch: (error) => toStoreError("publish", error)
+      Effect.async<void, StoreError.StoreError>((resume) => {
+        try {
+          beforeSend?.()
+          publisher.publish(channel, payload).then(
+            () => resume(Effect.void),
+            (error: unknown) => resume(Effect.fail(toStoreError("publish", error)))
+          )
+        } catch (error) {
+          resume(Effect.fail(toStoreError("publish", error)))
+        }
       }),
     messages: Stream.asyncScoped<string, StoreError.StoreError>((emit) =>
       Effect.acquireRelease(
