@@ -7,7 +7,20 @@
  * Cluster.
  */
 import { assert, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, FastCheck, Fiber, Layer, Option, Queue, Redacted, type Scope } from "effect"
+import {
+  Cause,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  FastCheck,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Redacted,
+  type Scope
+} from "effect"
 import {
   CachingStore,
   Invalidation,
@@ -19,8 +32,8 @@ import {
   SessionStore
 } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
-import { freshRecord, privateRedis, startCluster, uniquePrefix } from "./support/redis.js"
-import { describeService, env } from "./support/services.js"
+import { freshRecord, privateRedis, shiftedClock, sparePort, startCluster, uniquePrefix } from "./support/redis.js"
+import { assertLayerRefused, describeService, env } from "./support/services.js"
 
 const HOUR = 3_600_000
 const sharedRedis = `redis://${env.redisHost}:${env.redisPort}`
@@ -62,6 +75,9 @@ const gated = (inner: SessionStore.Service) => {
 
 interface Node {
   readonly store: SessionStore.Service
+  readonly channel: Invalidation.Service
+  /** The caching layer's `ExpiredDeletion`, over a memory store's. */
+  readonly deletion: Option.Option<Context.Tag.Service<SessionStore.ExpiredDeletion>>
   readonly gate: ReturnType<typeof gated>
   /** Waits for (and consumes up to) the next event of this instance's channel that matches. */
   readonly receipt: (match: (event: Invalidation.Event) => boolean) => Effect.Effect<void>
@@ -72,16 +88,22 @@ const naming = (id: string) => (event: Invalidation.Event) =>
 
 /** An instance: a CachingStore (LruStore over `shared`, gated) with the channel `channel` builds. */
 const node = (
-  shared: SessionStore.Service,
+  shared: SessionStore.Service | MemoryStore.Service,
   channel: Layer.Layer<Invalidation.Invalidation, unknown>
 ): Effect.Effect<Node, unknown, Scope.Scope> =>
   Effect.gen(function*() {
-    const gate = gated(shared)
+    const gate = gated("store" in shared ? shared.store : shared)
     const context = yield* Layer.build(
       Layer.merge(
         CachingStore.layer({
           cache: LruStore.layer(),
-          store: Layer.succeed(SessionStore.SessionStore, gate.store),
+          store: Layer.succeedContext(
+            "store" in shared
+              ? Context.make(SessionStore.SessionStore, gate.store).pipe(
+                Context.add(SessionStore.ExpiredDeletion, shared.expiredDeletion)
+              )
+              : Context.make(SessionStore.SessionStore, gate.store)
+          ),
           maxStaleness: HOUR,
           invalidation: channel
         }),
@@ -93,7 +115,13 @@ const node = (
     yield* Context.get(context, Invalidation.Invalidation).subscribe((event) => Queue.unsafeOffer(events, event))
     const receipt = (match: (event: Invalidation.Event) => boolean): Effect.Effect<void> =>
       Effect.flatMap(Queue.take(events), (event) => (match(event) ? Effect.void : receipt(match)))
-    return { store: Context.get(context, SessionStore.SessionStore), gate, receipt }
+    return {
+      store: Context.get(context, SessionStore.SessionStore),
+      gate,
+      receipt,
+      channel: Context.get(context, Invalidation.Invalidation),
+      deletion: Context.getOption(context, SessionStore.ExpiredDeletion)
+    }
   })
 
 const redisChannel = (url: string, channel: string) =>
@@ -296,5 +324,92 @@ await describeService(
         yield* b.receipt(naming(created.id))
         assert.strictEqual(view(yield* b.store.load(created.id)), "none")
       })))
+
+    it.live("a run of deleteExpired that removed records makes the other instances forget their caches", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const shared = yield* MemoryStore.make()
+        const channel = uniquePrefix("channel")
+        const [a, b] = [
+          yield* node(shared, redisChannel(sharedRedis, channel)),
+          yield* node(shared, redisChannel(sharedRedis, channel))
+        ]
+        const live = yield* a.store.create(freshRecord({ n: 1 }, 3 * HOUR))
+        yield* b.receipt(naming(live.id))
+        yield* b.store.load(live.id)
+        const loads = b.gate.loads()
+        yield* b.store.load(live.id)
+        assert.strictEqual(b.gate.loads(), loads, "b caches the live record")
+        // a record that has expired an hour from now, removed by a run under a clock two hours ahead
+        yield* shared.store.create(freshRecord({ n: 2 }, 60_000))
+        const run = Option.getOrThrow(a.deletion).deleteExpired()
+        assert.strictEqual(yield* Effect.withClock(run, shiftedClock(2 * HOUR)), 1)
+        yield* b.receipt((e) => e._tag === "InvalidatedAll")
+        const before = b.gate.loads()
+        assert.strictEqual(view(yield* b.store.load(live.id)), "v1 n=1")
+        assert.strictEqual(b.gate.loads(), before + 1, "b read the store again")
+      })))
+
+    it.live("an announcement of more ids than a message holds arrives whole, in several messages", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const shared = yield* MemoryStore.make()
+        const channel = uniquePrefix("channel")
+        const [a, b] = [
+          yield* node(shared.store, redisChannel(sharedRedis, channel)),
+          yield* node(shared.store, redisChannel(sharedRedis, channel))
+        ]
+        const ids = Array.from({ length: Invalidation.MAX_IDS_PER_MESSAGE * 2 + 7 }, () => freshRecord({}).id)
+        yield* a.channel.announce(ids)
+        const missing = new Set<string>(ids)
+        let messages = 0
+        while (missing.size > 0) {
+          yield* b.receipt((e) => {
+            if (e._tag !== "Invalidated") return false
+            messages++
+            for (const id of e.ids) missing.delete(id)
+            return true
+          })
+        }
+        assert.strictEqual(messages, 3)
+      })))
+
+    it.effect("a refused channel option fails the layer with InvalidOption", () =>
+      Effect.gen(function*() {
+        yield* assertLayerRefused(
+          RedisStore.layerInvalidation({ heartbeat: "soon" as never }),
+          "RedisStore",
+          "heartbeat"
+        )
+        yield* assertLayerRefused(RedisStore.layerInvalidation({ channel: "" }), "RedisStore", "channel")
+        yield* assertLayerRefused(
+          RedisStore.layerInvalidationCluster({ nodes: [], channel: "x" }),
+          "RedisStore",
+          "nodes"
+        )
+        yield* assertLayerRefused(
+          CachingStore.layer({
+            cache: LruStore.layer(),
+            store: MemoryStore.layer(),
+            invalidation: RedisStore.layerInvalidation({ publishTimeout: "-1 seconds" as never })
+          }),
+          "RedisStore",
+          "publishTimeout"
+        )
+      }))
+
+    it.live("a channel whose Redis cannot be reached fails the layer with Unavailable", () =>
+      Effect.gen(function*() {
+        const port = yield* Effect.promise(() => sparePort())
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(
+          RedisStore.layerInvalidation({
+            url: Redacted.make(`redis://127.0.0.1:${port}`),
+            connectTimeout: "1 second"
+          })
+        )))
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+        assert.isTrue(
+          Option.isSome(error) && error.value._tag === "StoreError" && error.value.reason === "Unavailable"
+        )
+      }))
   }
 )
