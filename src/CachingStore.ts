@@ -13,9 +13,14 @@
  *   session from its cache again, even when a `load` that read the store before the delete refills
  *   the cache after it.
  *
- * **Revocation latency.** Another instance's `save` or `delete` is seen here only when the entry goes
- * stale: `maxStaleness` bounds how long this instance may serve a session that was changed or revoked
- * elsewhere. With one instance (or with `maxStaleness` 0) there is no such window.
+ * **Revocation latency.** Without a channel, another instance's `save` or `delete` is seen here only when the
+ * entry goes stale: `maxStaleness` bounds how long this instance may serve a session that was changed or
+ * revoked elsewhere. With one instance (or with `maxStaleness` 0) there is no such window. With an
+ * `invalidation` channel (`RedisStore.layerInvalidation`, `SqlStore.layerInvalidation`) every write through
+ * this layer is announced once the store has it, and the other instances' announcements evict their sessions
+ * here at once (a load begun before an announcement never refills the old record); while the channel is
+ * disconnected the cache is bypassed, and once it is back the cache starts empty. `maxStaleness` stays the
+ * bound whatever happens to the channel.
  *
  * **A failing cache never serves stale data.** The layer keeps, beside the cache, the version, expiry
  * and read time of every entry it filled within `maxStaleness`, and serves a cached record only when it
