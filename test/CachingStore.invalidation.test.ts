@@ -1,11 +1,12 @@
 /**
  * CachingStore with an invalidation channel, two instances in this process over one shared store, each with
- * its own Redis channel connections: random histories checked against the store's state (every load after a
- * receipt returns what the store holds; a load held after it read the store while the other instance wrote
- * never puts the old record back), a load racing a lost and regained
- * subscription, and the channel on a Redis
- * Cluster.
+ * its own channel connections (Redis, or PostgreSQL through its own PgClient): random histories checked
+ * against the store's state (every load after a receipt returns what the store holds; a load held after it
+ * read the store while the other instance wrote never puts the old record back), a load racing a lost and
+ * regained subscription, deleteExpired's announcement, batches larger than a message, refused options, the
+ * channel on a Redis Cluster, and a PostgreSQL listening connection ended by the server.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, it } from "@effect/vitest"
 import {
   Cause,
@@ -32,8 +33,10 @@ import {
   SessionStore
 } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
+import * as SqlStore from "effect-sessions/SqlStore"
 import { freshRecord, privateRedis, shiftedClock, sparePort, startCluster, uniquePrefix } from "./support/redis.js"
 import { assertLayerRefused, describeService, env } from "./support/services.js"
+import { pgConfig, postgres, uniqueTable } from "./support/sql.js"
 
 const HOUR = 3_600_000
 const sharedRedis = `redis://${env.redisHost}:${env.redisPort}`
@@ -411,5 +414,47 @@ await describeService(
           Option.isSome(error) && error.value._tag === "StoreError" && error.value.reason === "Unavailable"
         )
       }))
+  }
+)
+
+await describeService(
+  "CachingStore with a PostgreSQL invalidation channel, two instances",
+  env.pgHost,
+  env.pgPort,
+  () => {
+    it.live("a listening connection killed by the server: caches bypassed until a new one hears its heartbeat", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const shared = yield* MemoryStore.make()
+        const channel = uniqueTable("chan")
+        // each instance has its own client, so its own listening connection
+        const pgChannel = () =>
+          SqlStore.layerInvalidation({ channel, ...fast }).pipe(Layer.provide(PgClient.layer(pgConfig)))
+        const [a, b] = [yield* node(shared.store, pgChannel()), yield* node(shared.store, pgChannel())]
+        const created = yield* a.store.create(freshRecord({ n: 1 }))
+        yield* b.receipt(naming(created.id))
+        yield* b.store.load(created.id)
+        const cached = b.gate.loads()
+        assert.strictEqual(view(yield* b.store.load(created.id)), "v1 n=1")
+        assert.strictEqual(b.gate.loads(), cached, "b caches the record")
+
+        // the server ends both listening connections (the client reports nothing: the heartbeat notices)
+        const admin = yield* postgres.client
+        const killed = yield* admin.unsafe<{ readonly pid: number }>(
+          `SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity WHERE query = 'LISTEN "${channel}"'`
+        )
+        assert.strictEqual(killed.length, 2)
+        yield* b.receipt((e) => e._tag === "Disconnected")
+        const saved = yield* a.store.save({ ...created, data: SessionData.fromEntries([["n", 2]]) })
+        const down = b.gate.loads()
+        assert.strictEqual(view(yield* b.store.load(created.id)), "v2 n=2")
+        assert.strictEqual(b.gate.loads(), down + 1, "while disconnected b reads the store")
+
+        yield* b.receipt((e) => e._tag === "Connected")
+        yield* a.receipt((e) => e._tag === "Connected")
+        assert.strictEqual(view(yield* b.store.load(created.id)), "v2 n=2")
+        yield* a.store.save({ ...saved, data: SessionData.fromEntries([["n", 3]]) })
+        yield* b.receipt(naming(created.id))
+        assert.strictEqual(view(yield* b.store.load(created.id)), "v3 n=3")
+      })))
   }
 )
