@@ -372,8 +372,10 @@ export const make = (options: MakeOptions): Effect.Effect<SessionStore.Service, 
 /**
  * `layer` builds `cache` and `store` and provides what `store` provides, with its `SessionStore` replaced by
  * the caching one. A passed-through `ExpiredDeletion` (of a SQL or memory store) also stops serving every
- * cached entry after each run, so a record it removed is never served from the cache. It fails as `make` does
- * on a refused option, before it builds either layer.
+ * cached entry after each run, so a record it removed is never served from the cache. With `invalidation`, the
+ * layer announces its writes (and runs of `deleteExpired` that removed records) on the channel and applies the
+ * other instances' announcements; building it fails as the channel's layer does. It fails as `make` does on a
+ * refused option, before it builds any layer.
  *
  * @since 0.1.0
  */
