@@ -183,7 +183,10 @@ export const make = (
         const beating = Effect.gen(function*() {
           let silentFor = 0
           while (true) {
-            yield* Effect.ignore(transport.publish(encodePing(instanceId, String(current))))
+            // no span: a heartbeat a second per instance would bury the app's traces
+            yield* Effect.ignore(
+              Effect.withTracerEnabled(transport.publish(encodePing(instanceId, String(current))), false)
+            )
             const interval = up ? heartbeat : STARTUP_INTERVAL_MS
             yield* Effect.sleep(interval)
             if (ponged) {
