@@ -174,7 +174,7 @@ export const make = (
       )
 
     /** One subscription, until its stream ends or fails, or its heartbeat stays away for `heartbeatTimeout`. */
-    const subscription = (current: number): Effect.Effect<string> =>
+    const subscription = (current: number): Effect.Effect<{ readonly why: string; readonly wasUp: boolean }> =>
       Effect.scoped(Effect.gen(function*() {
         ponged = false
         const receiving = yield* Effect.forkScoped(
@@ -198,23 +198,27 @@ export const make = (
             }
           }
         })
-        return yield* Effect.raceFirst(
+        const why = yield* Effect.raceFirst(
           Effect.map(
             Fiber.await(receiving),
             (exit) => Exit.isSuccess(exit) ? "the subscription ended" : "the subscription failed"
           ),
           beating
         )
+        // before the subscription's finalizers run, which may wait on a server that stopped answering
+        const wasUp = up
+        session++
+        setUp(false)
+        return { why, wasUp }
       }))
 
     const loop = Effect.gen(function*() {
       while (true) {
         session++
         const exit = yield* Effect.exit(subscription(session))
-        const wasUp = up
+        const { wasUp, why } = Exit.isSuccess(exit) ? exit.value : { wasUp: up, why: "the subscription died" }
         session++
         setUp(false)
-        const why = Exit.isSuccess(exit) ? exit.value : "the subscription died"
         yield* (wasUp ? Effect.logWarning : Effect.logDebug)(
           `effect-sessions: ${name} subscription lost; caches bypassed until it is back`
         ).pipe(Effect.annotateLogs("why", why))
