@@ -302,6 +302,48 @@ await describeService(
         assert.strictEqual(view(yield* b.store.load(created.id)), `v${saved.version} n=3`)
       })))
 
+    it.live("a frozen channel server is noticed by the heartbeat: caches bypassed until it answers again", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => privateRedis()),
+          (s) => Effect.promise(() => s.stop())
+        )
+        const shared = yield* MemoryStore.make()
+        const channel = uniquePrefix("channel")
+        const frozenChannel = () =>
+          RedisStore.layerInvalidation({
+            url: Redacted.make(server.url),
+            channel,
+            publishTimeout: "300 millis",
+            ...fast
+          })
+        const [a, b] = [yield* node(shared.store, frozenChannel()), yield* node(shared.store, frozenChannel())]
+        const created = yield* a.store.create(freshRecord({ n: 1 }))
+        yield* b.receipt(naming(created.id))
+        yield* b.store.load(created.id)
+        const cached = b.gate.loads()
+        yield* b.store.load(created.id)
+        assert.strictEqual(b.gate.loads(), cached, "b caches the record")
+
+        // SIGSTOP: the connections stay open, nothing answers
+        server.freeze()
+        yield* Effect.addFinalizer(() => Effect.sync(() => server.resume()))
+        yield* b.receipt((e) => e._tag === "Disconnected")
+        yield* a.store.save({ ...created, data: SessionData.fromEntries([["n", 2]]) }) // its publish times out
+        const down = b.gate.loads()
+        assert.strictEqual(view(yield* b.store.load(created.id)), "v2 n=2")
+        assert.strictEqual(b.gate.loads(), down + 1, "while the server is frozen b reads the store")
+
+        server.resume()
+        yield* b.receipt((e) => e._tag === "Connected")
+        const saved = yield* b.store.load(created.id)
+        assert.strictEqual(view(saved), "v2 n=2")
+        yield* a.receipt((e) => e._tag === "Connected")
+        yield* a.store.save({ ...Option.getOrThrow(saved), data: SessionData.fromEntries([["n", 3]]) })
+        yield* b.receipt(naming(created.id))
+        assert.strictEqual(view(yield* b.store.load(created.id)), "v3 n=3")
+      })))
+
     it.live("on a Redis Cluster: an announcement reaches an instance subscribed on another node", () =>
       Effect.scoped(Effect.gen(function*() {
         const cluster = yield* Effect.acquireRelease(
