@@ -338,6 +338,8 @@ await describeService(
         yield* b.receipt((e) => e._tag === "Connected")
         const saved = yield* b.store.load(created.id)
         assert.strictEqual(view(saved), "v2 n=2")
+        // a too lost its subscription and regained it (its publisher's connection stayed open)
+        yield* a.receipt((e) => e._tag === "Disconnected")
         yield* a.receipt((e) => e._tag === "Connected")
         yield* a.store.save({ ...Option.getOrThrow(saved), data: SessionData.fromEntries([["n", 3]]) })
         yield* b.receipt(naming(created.id))
@@ -492,6 +494,7 @@ await describeService(
         assert.strictEqual(b.gate.loads(), down + 1, "while disconnected b reads the store")
 
         yield* b.receipt((e) => e._tag === "Connected")
+        yield* a.receipt((e) => e._tag === "Disconnected")
         yield* a.receipt((e) => e._tag === "Connected")
         assert.strictEqual(view(yield* b.store.load(created.id)), "v2 n=2")
         yield* a.store.save({ ...saved, data: SessionData.fromEntries([["n", 3]]) })
