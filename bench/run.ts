@@ -8,17 +8,20 @@
  * - HTTP level: each server in its own process, autocannon here, 50 connections with a session each,
  *   2 s warm-up then 10 s (bench/http/).
  * - Memory: 100,000 sessions in an in-process store, heap after a GC (bench/memory.ts).
+ * - Revocation: three app processes sharing one store, a logout a second, with and without the store engine's
+ *   invalidation channel (bench/http/revocation.ts).
  *
- * Environment, for smoke tests: `BENCH_ONLY=store,http,memory` (any subset), `BENCH_SECONDS` (HTTP run
+ * Environment, for smoke tests: `BENCH_ONLY=store,http,memory,revocation` (any subset), `BENCH_SECONDS` (HTTP run
  * length, default 10), `BENCH_WARMUP` (default 2), `BENCH_OPS` / `BENCH_SESSIONS` (store level),
  * `BENCH_MEMORY_SESSIONS`, `BENCH_FILTER` (a substring of workload names), `BENCH_ROUNDS` (rounds of the two
- * driver comparisons with a target, default 3). A shortened run writes its JSON
+ * driver comparisons with a target, default 3), `BENCH_REVOCATION_ROUNDS` (default 2). A shortened run writes its JSON
  * and chart to the temp directory instead of the committed files.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { render } from "./chart.js"
+import { percentile, revocationName, type RevocationRow, runRevocation } from "./http/revocation.js"
 import { runHttp } from "./http/run.js"
 import { type Variant, variants } from "./http/variants.js"
 import { runIndexSql } from "./index-sql.js"
@@ -44,7 +47,7 @@ const env = (name: string): string | undefined => {
   const v = process.env[name]
   return v === undefined || v === "" ? undefined : v
 }
-const levels = new Set((env("BENCH_ONLY") ?? "store,http,memory").split(",").map((s) => s.trim()))
+const levels = new Set((env("BENCH_ONLY") ?? "store,http,memory,revocation").split(",").map((s) => s.trim()))
 const httpSeconds = Number(env("BENCH_SECONDS") ?? 10)
 const warmupSeconds = Number(env("BENCH_WARMUP") ?? 2)
 const connections = 50
@@ -63,7 +66,8 @@ const shortened = [
   "BENCH_OPS",
   "BENCH_SESSIONS",
   "BENCH_MEMORY_SESSIONS",
-  "BENCH_FILTER"
+  "BENCH_FILTER",
+  "BENCH_REVOCATION_ROUNDS"
 ]
   .filter((n) => env(n) !== undefined)
 const command = [...shortened.map((n) => `${n}=${env(n)}`), "npm run bench"].join(" ")
@@ -73,7 +77,7 @@ const selected = (name: string) => filter === undefined || name.toLowerCase().in
 // the plan of the run
 
 interface Step {
-  readonly level: "store" | "http" | "memory"
+  readonly level: "store" | "http" | "memory" | "revocation"
   readonly name: string
   readonly run: () => Promise<string>
 }
@@ -81,6 +85,7 @@ interface Step {
 const store: Array<StoreRow> = []
 const http: Array<HttpRow> = []
 const memory: Array<MemoryRow> = []
+const revocation: Array<RevocationRow> = []
 const missing: Array<Missing> = [
   {
     level: "store",
@@ -244,6 +249,64 @@ if (levels.has("memory")) {
   }
 }
 
+/**
+ * Revocation across three instances (bench/http/revocation.ts), per engine with and without its channel, in
+ * BENCH_REVOCATION_ROUNDS rounds (default 2) of alternating order; a variant's row pools the latencies of its
+ * rounds and reports the median round's req/s and CPU. 12 connections in all: a request waits behind few
+ * others, so a latency says how long the instance kept serving the session rather than how deep its queue is.
+ */
+const revocationRounds = Math.max(1, Number(env("BENCH_REVOCATION_ROUNDS") ?? 2))
+const revocationConnections = 12
+const revocationRuns: Map<string, Array<RevocationRow>> = new Map()
+
+if (levels.has("revocation")) {
+  for (let round = 0; round < revocationRounds; round++) {
+    for (const engine of ["redis", "pg"] as const) {
+      for (const channel of round % 2 === 0 ? [true, false] : [false, true]) {
+        const name = revocationName(engine, channel)
+        if (!selected(name)) continue
+        steps.push({
+          level: "revocation",
+          name: `round ${round + 1}/${revocationRounds} ${name.replace("revocation latency: ", "")}`,
+          run: async () => {
+            const r = await runRevocation(engine, channel, {
+              connections: revocationConnections,
+              seconds: httpSeconds,
+              warmupSeconds
+            })
+            revocationRuns.set(name, [...(revocationRuns.get(name) ?? []), r])
+            return `p50 ${fmt(r.p50Ms, 1)} / p99 ${fmt(r.p99Ms, 1)} / max ${
+              fmt(r.maxMs, 1)
+            } ms over ${r.samples} (${r.unresolved} unresolved), hit ${(r.hitRatio * 100).toFixed(1)}%, ${
+              fmt(r.requestsPerSec)
+            } req/s${r.valid ? "" : `, VOID: ${r.voidReason}`}`
+          }
+        })
+      }
+    }
+  }
+}
+
+/** A variant's row over its rounds: latencies pooled, hit ratio averaged, the median round's req/s and CPU. */
+const revocationRow = (runs: ReadonlyArray<RevocationRow>): RevocationRow => {
+  const latencies = runs.flatMap((r) => r.latenciesMs).sort((a, b) => a - b)
+  const byRate = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec)
+  const middle = byRate[Math.floor((byRate.length - 1) / 2)]
+  return {
+    ...middle,
+    logouts: runs.reduce((n, r) => n + r.logouts, 0),
+    samples: runs.reduce((n, r) => n + r.samples, 0),
+    unresolved: runs.reduce((n, r) => n + r.unresolved, 0),
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    maxMs: latencies.length === 0 ? Number.NaN : latencies[latencies.length - 1],
+    latenciesMs: latencies,
+    hitRatio: runs.reduce((n, r) => n + r.hitRatio, 0) / runs.length,
+    valid: runs.every((r) => r.valid),
+    voidReason: runs.find((r) => !r.valid)?.voidReason
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // targets
 
@@ -373,6 +436,36 @@ const targets = (): Array<Target> => {
       }
       : ratioTarget("read-only route: CachingStore / SqlStore(Postgres)", caching, pg, 3)
   )
+  for (const engine of ["redis", "pg"] as const) {
+    const label = engine === "redis" ? "Redis" : "Postgres"
+    const on = revocation.find((r) => r.engine === engine && r.channel)
+    const off = revocation.find((r) => r.engine === engine && !r.channel)
+    if (on === undefined) continue
+    out.push({
+      name: `revocation latency p99, 3 instances over ${label}, with its channel`,
+      value: on.valid ? `${fmt(on.p99Ms, 1)} ms (${on.samples} samples, ${on.unresolved} unresolved)` : "void run",
+      goal: "<= 50 ms",
+      met: on.valid ? on.p99Ms <= 50 && on.unresolved === 0 : null
+    })
+    out.push({
+      name: `cache hit ratio, 3 instances over ${label}, with its channel`,
+      value: on.valid ? `${(on.hitRatio * 100).toFixed(1)}%` : "void run",
+      goal: ">= 95%",
+      met: on.valid ? on.hitRatio >= 0.95 : null
+    })
+    out.push(
+      off === undefined
+        ? { name: `req/s with / without the channel, over ${label}`, value: "not measured", goal: ">= 0.90", met: null }
+        : {
+          name: `req/s with / without the channel, 3 instances over ${label}`,
+          value: `${(on.requestsPerSec / off.requestsPerSec).toFixed(2)} (${fmt(on.requestsPerSec)} / ${
+            fmt(off.requestsPerSec)
+          } req/s)`,
+          goal: ">= 0.90",
+          met: on.valid && off.valid ? on.requestsPerSec / off.requestsPerSec >= 0.9 : null
+        }
+    )
+  }
   for (const r of memory.filter((m) => m.name === "MemoryStore")) {
     out.push({
       name: `memory: ${fmt(r.sessions)} sessions in ${r.name}`,
@@ -431,6 +524,26 @@ const table = (results: Results): string => {
           r.valid ? (r.store === "none" ? "" : "counters ok") : `VOID: ${r.voidReason}`,
           r.storeWrites !== undefined ? `${fmt(r.storeWrites)} writes / ${fmt(r.requests)} req` : ""
         ].filter((s) => s !== "").join("; ")
+      ])
+    }
+  }
+  if (results.revocation !== undefined && results.revocation.length > 0) {
+    section("REVOCATION")
+    for (const r of results.revocation) {
+      rows.push([
+        "revoke",
+        r.name,
+        `max ${fmt(r.maxMs, 1)} ms`,
+        `hit ${(r.hitRatio * 100).toFixed(1)}%`,
+        fmt(r.p50Ms, 1),
+        fmt(r.p99Ms, 1),
+        [
+          `${fmt(r.requestsPerSec)} req/s`,
+          `server CPU ${fmt(r.serverCpuMicrosPerRequest)} µs/req`,
+          `${r.samples} samples from ${r.logouts} logouts`,
+          r.unresolved > 0 ? `${r.unresolved} still served after 10 s` : "",
+          r.valid ? "" : `VOID: ${r.voidReason}`
+        ].filter((x) => x !== "").join("; ")
       ])
     }
   }
@@ -497,6 +610,7 @@ for (const [i, step] of steps.entries()) {
 }
 
 for (const runs of httpRuns.values()) http.push(medianRow(runs))
+for (const runs of revocationRuns.values()) revocation.push(revocationRow(runs))
 
 const backendOrder = ["memory", "redis", "postgres", "mariadb", "sqlite"]
 const kindOrder = ["raw", "ours", "peer", "baseline"]
@@ -511,12 +625,14 @@ const results: Results = {
     store: workload,
     http: { connections, seconds: httpSeconds, warmupSeconds, pipelining: 1 },
     memory: { sessions: memorySessions },
+    revocation: { instances: 3, connections: revocationConnections, rounds: revocationRounds, maxStaleness: "5 s" },
     loadAverageAtStart: loadAtStart,
     loadAverageAtEnd: machine().loadAverage
   },
   store,
   http,
   memory,
+  revocation,
   targets: targets(),
   missing,
   elapsedSeconds: (performance.now() - started) / 1000

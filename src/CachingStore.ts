@@ -13,9 +13,14 @@
  *   session from its cache again, even when a `load` that read the store before the delete refills
  *   the cache after it.
  *
- * **Revocation latency.** Another instance's `save` or `delete` is seen here only when the entry goes
- * stale: `maxStaleness` bounds how long this instance may serve a session that was changed or revoked
- * elsewhere. With one instance (or with `maxStaleness` 0) there is no such window.
+ * **Revocation latency.** Without a channel, another instance's `save` or `delete` is seen here only when the
+ * entry goes stale: `maxStaleness` bounds how long this instance may serve a session that was changed or
+ * revoked elsewhere. With one instance (or with `maxStaleness` 0) there is no such window. With an
+ * `invalidation` channel (`RedisStore.layerInvalidation`, `SqlStore.layerInvalidation`) every write through
+ * this layer is announced once the store has it, and the other instances' announcements evict their sessions
+ * here at once (a load begun before an announcement never refills the old record); while the channel is
+ * disconnected the cache is bypassed, and once it is back the cache starts empty. `maxStaleness` stays the
+ * bound whatever happens to the channel.
  *
  * **A failing cache never serves stale data.** The layer keeps, beside the cache, the version, expiry
  * and read time of every entry it filled within `maxStaleness`, and serves a cached record only when it
@@ -51,8 +56,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import * as OptionChecks from "./internal/optionChecks.js"
 import { builtInTracer, withAppSpan } from "./internal/tracing.js"
+import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionIndex from "./SessionIndex.js"
 import type * as SessionRecord from "./SessionRecord.js"
@@ -91,11 +99,18 @@ export interface MakeOptions {
  *
  * @since 0.1.0
  */
-export interface Options<ROut, E1, R1, E2, R2> extends Omit<MakeOptions, "cache" | "store"> {
+export interface Options<ROut, E1, R1, E2, R2, E3 = never, R3 = never> extends Omit<MakeOptions, "cache" | "store"> {
   /** A layer providing the cache as `SessionStore`, e.g. `LruStore.layer()`. */
   readonly cache: Layer.Layer<SessionStore.SessionStore, E1, R1>
   /** A layer providing the persistent store as `SessionStore`; whatever else it provides passes through. */
   readonly store: Layer.Layer<ROut | SessionStore.SessionStore, E2, R2>
+  /**
+   * An invalidation channel shared with the other instances, e.g. `RedisStore.layerInvalidation()` or
+   * `SqlStore.layerInvalidation()`: every write through this layer is announced once the store has it, and the
+   * other instances' announcements evict their sessions here. While the channel is disconnected the cache is
+   * bypassed. Default: none (other instances' writes are seen within `maxStaleness`).
+   */
+  readonly invalidation?: Layer.Layer<Invalidation.Invalidation, E3, R3> | undefined
 }
 
 /** What the layer knows of an entry it filled: the record's version and expiry, and when the store was read. */
@@ -125,8 +140,15 @@ interface Instance {
   readonly service: SessionStore.Service
   /** Stops serving every entry from the cache until it is filled again. */
   readonly forgetAll: () => void
-  /** Stops serving the ids and removes them from the cache; a fill in flight for one is not trusted. */
-  readonly evictAll: (ids: ReadonlyArray<SessionId>) => Effect.Effect<void>
+  /** Applies an event of the invalidation channel. */
+  readonly onEvent: (event: Invalidation.Event) => void
+  /**
+   * After sessions were removed or changed in the store by other means than this layer's methods (a revocation):
+   * stops serving them here and announces them to the other instances.
+   */
+  readonly invalidated: (ids: ReadonlyArray<SessionId>) => Effect.Effect<void>
+  /** After `deleteExpired` removed `count` records: forgets every entry here, and elsewhere when it removed any. */
+  readonly deletedExpired: (count: number) => Effect.Effect<void>
 }
 
 /** Refuses a `maxStaleness` that is not a duration or is infinite (the layer keeps an entry per fill within it). */
@@ -134,8 +156,8 @@ const checkOptions = (options: { readonly maxStaleness?: Duration.DurationInput 
   OptionChecks.check([OptionChecks.duration("CachingStore", "maxStaleness", options.maxStaleness, { zero: true })])
 
 /** Builds the caching service; `options` must have passed `checkOptions`. */
-const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
-  Effect.suspend(() => {
+const makeInstance = (options: MakeOptions, channel?: Invalidation.Service): Effect.Effect<Instance> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) => {
     const maxStaleness = Duration.toMillis(Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS))
     const { cache, store } = options
     const withSpans = options.spans ?? true
@@ -143,6 +165,11 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
     // Entries filled within `maxStaleness`, oldest first (re-filling moves an id to the end).
     const filled = new Map<SessionId, Filled>()
     const flights = new Map<SessionId, Flight>()
+    // Without a channel the cache is trusted within maxStaleness; with one, only while it is connected.
+    let vouched = channel === undefined
+    const announce = (ids: ReadonlyArray<SessionId>): Effect.Effect<void> =>
+      channel === undefined ? Effect.void : channel.announce(ids)
+    const runFork = Runtime.runFork(runtime)
 
     const prune = (now: number): void => {
       for (const [id, entry] of filled) {
@@ -211,7 +238,7 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           onSuccess: () =>
             Effect.sync(() => {
               filled.delete(record.id)
-              if (ticket.flight.generation !== ticket.generation) return
+              if (!vouched || ticket.flight.generation !== ticket.generation) return
               filled.set(record.id, { version: record.version, expiresAt: record.expiresAt, readAt })
               prune(readAt)
             })
@@ -252,7 +279,7 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
 
     const load = (id: SessionId): Effect.Effect<Option.Option<SessionRecord.SessionRecord>, StoreError.StoreError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const entry = filled.get(id)
+        const entry = vouched ? filled.get(id) : undefined
         if (entry === undefined) return Effect.zipRight(annotate("miss"), loadFromStore(id))
         // a clock that went back is no reason to trust an entry longer
         if (now - entry.readAt >= maxStaleness || now < entry.readAt) {
@@ -282,7 +309,8 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           Effect.flatMap(Clock.currentTimeMillis, (readAt) =>
             call(record).pipe(
               Effect.tapError(() => evict(record.id)),
-              Effect.tap((written) => fill(written, ticket, readAt, previous))
+              Effect.tap((written) => fill(written, ticket, readAt, previous)),
+              Effect.tap((written) => announce([written.id]))
             )))
       })
 
@@ -295,17 +323,42 @@ const makeInstance = (options: MakeOptions): Effect.Effect<Instance> =>
           "delete",
           Effect.suspend(() => {
             invalidate(id)
-            return Effect.ensuring(store.delete(id), evict(id))
+            return Effect.zipRight(Effect.ensuring(store.delete(id), evict(id)), announce([id]))
           })
         )
     })
+    const forgetAll = (): void => {
+      filled.clear()
+      for (const flight of flights.values()) flight.generation++
+    }
     return Effect.succeed<Instance>({
       service,
-      forgetAll: () => {
-        filled.clear()
-        for (const flight of flights.values()) flight.generation++
+      forgetAll,
+      onEvent: (event) => {
+        switch (event._tag) {
+          case "Invalidated": {
+            for (const id of event.ids) {
+              const held = filled.has(id)
+              invalidate(id)
+              // only the bookkeeping decides what is served; the cache's copy is removed for its memory
+              if (held) runFork(Effect.catchAll(cache.delete(id), logCacheError))
+            }
+            return
+          }
+          case "InvalidatedAll":
+            return forgetAll()
+          case "Connected":
+          case "Disconnected":
+            vouched = event._tag === "Connected"
+            return forgetAll()
+        }
       },
-      evictAll: (ids) => Effect.forEach(ids, evict, { discard: true })
+      invalidated: (ids) => Effect.zipRight(Effect.forEach(ids, evict, { discard: true }), announce(ids)),
+      deletedExpired: (count) =>
+        Effect.suspend(() => {
+          forgetAll()
+          return count > 0 && channel !== undefined ? channel.announceAll : Effect.void
+        })
     })
   })
 
@@ -321,37 +374,43 @@ export const make = (options: MakeOptions): Effect.Effect<SessionStore.Service, 
 /**
  * `layer` builds `cache` and `store` and provides what `store` provides, with its `SessionStore` replaced by
  * the caching one. A passed-through `ExpiredDeletion` (of a SQL or memory store) also stops serving every
- * cached entry after each run, so a record it removed is never served from the cache. It fails as `make` does
- * on a refused option, before it builds either layer.
+ * cached entry after each run, so a record it removed is never served from the cache. With `invalidation`, the
+ * layer announces its writes (and runs of `deleteExpired` that removed records) on the channel and applies the
+ * other instances' announcements; building it fails as the channel's layer does. It fails as `make` does on a
+ * refused option, before it builds any layer.
  *
  * @since 0.1.0
  */
-export const layer = <ROut, E1 = never, R1 = never, E2 = never, R2 = never>(
-  options: Options<ROut, E1, R1, E2, R2>
-): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | StoreError.StoreConfigError, R1 | R2> =>
+export const layer = <ROut, E1 = never, R1 = never, E2 = never, R2 = never, E3 = never, R3 = never>(
+  options: Options<ROut, E1, R1, E2, R2, E3, R3>
+): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | E3 | StoreError.StoreConfigError, R1 | R2 | R3> =>
   Layer.unwrapEffect(Effect.as(checkOptions(options), layerChecked(options)))
 
-const layerChecked = <ROut, E1, R1, E2, R2>(
-  options: Options<ROut, E1, R1, E2, R2>
-): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2, R1 | R2> =>
+const layerChecked = <ROut, E1, R1, E2, R2, E3, R3>(
+  options: Options<ROut, E1, R1, E2, R2, E3, R3>
+): Layer.Layer<ROut | SessionStore.SessionStore, E1 | E2 | E3, R1 | R2 | R3> =>
   Layer.flatMap(options.store, (storeContext) =>
-    Layer.flatMap(options.cache, (cacheContext) =>
-      Layer.effectContext(
-        Effect.map(
-          makeInstance({
-            cache: Context.get(cacheContext, SessionStore.SessionStore),
-            store: Context.get(storeContext, SessionStore.SessionStore),
-            maxStaleness: options.maxStaleness,
-            spans: options.spans
-          }),
+    Layer.flatMap(options.cache, (cacheContext) => {
+      const build = (channel: Invalidation.Service | undefined) =>
+        Layer.scopedContext(Effect.map(
+          Effect.tap(
+            makeInstance({
+              cache: Context.get(cacheContext, SessionStore.SessionStore),
+              store: Context.get(storeContext, SessionStore.SessionStore),
+              maxStaleness: options.maxStaleness,
+              spans: options.spans
+            }, channel),
+            (instance): Effect.Effect<void, never, Scope.Scope> =>
+              channel === undefined ? Effect.void : channel.subscribe(instance.onEvent)
+          ),
           (instance) => {
             let context = Context.add(storeContext, SessionStore.SessionStore, instance.service)
             const index = Context.getOption(storeContext, SessionIndex.SessionIndex)
             if (Option.isSome(index)) {
-              // The ids a revoke deleted are evicted once it returns: a load that read one before the delete
-              // and fills the cache after it is not trusted (`evict` voids fills in flight).
+              // The ids a revoke deleted are evicted here before it returns (a load that read one before the
+              // delete and fills the cache after it is not trusted) and announced to the other instances.
               const revokeIds: SessionIndex.Service["revokeIds"] = (userId, revokeOptions) =>
-                Effect.tap(index.value.revokeIds(userId, revokeOptions), instance.evictAll)
+                Effect.tap(index.value.revokeIds(userId, revokeOptions), instance.invalidated)
               context = Context.add(
                 context,
                 SessionIndex.SessionIndex,
@@ -365,9 +424,15 @@ const layerChecked = <ROut, E1, R1, E2, R2>(
               SessionStore.ExpiredDeletion,
               SessionStore.ExpiredDeletion.of({
                 deleteExpired: (deleteOptions) =>
-                  Effect.ensuring(deletion.value.deleteExpired(deleteOptions), Effect.sync(instance.forgetAll))
+                  Effect.ensuring(
+                    Effect.tap(deletion.value.deleteExpired(deleteOptions), instance.deletedExpired),
+                    Effect.sync(instance.forgetAll)
+                  )
               })
             )
           }
-        )
-      )))
+        ))
+      return options.invalidation === undefined
+        ? build(undefined)
+        : Layer.flatMap(options.invalidation, (channel) => build(Context.get(channel, Invalidation.Invalidation)))
+    }))

@@ -42,8 +42,11 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions as IoClusterOptions, RedisOptions } from "ioredis"
+import * as InvalidationCore from "./internal/invalidation.js"
+import * as InvalidationRedis from "./internal/invalidationRedis.js"
 import * as OptionChecks from "./internal/optionChecks.js"
 import * as Internal from "./internal/redis.js"
+import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -501,3 +504,114 @@ export const layerConfig = (
   SessionStore.SessionStore,
   StoreError.StoreError | StoreError.StoreConfigError | ConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+
+/**
+ * Options of `layerInvalidation`: a channel on a standalone Redis.
+ *
+ * @since 0.1.0
+ */
+export interface InvalidationOptions extends Invalidation.ChannelOptions {
+  /** As `layer`'s `url`. Default `redis://127.0.0.1:6379`. Redacted: it may carry a password. */
+  readonly url?: Redacted.Redacted | undefined
+  /** The pub/sub channel; every instance sharing the store must use the same. Default `"effect-sessions:invalidation"`. */
+  readonly channel?: string | undefined
+}
+
+/**
+ * Options of `layerInvalidationCluster`: a channel on a Redis Cluster.
+ *
+ * @since 0.1.0
+ */
+export interface ClusterInvalidationOptions extends Invalidation.ChannelOptions {
+  /** Some of the cluster's nodes; the subscription connects to one of them, the next one after a loss. */
+  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  readonly username?: string | undefined
+  readonly password?: Redacted.Redacted | undefined
+  /** The pub/sub channel. Default `"effect-sessions:invalidation"`. */
+  readonly channel?: string | undefined
+}
+
+const checkChannel = (options: {
+  readonly channel?: string | undefined
+  readonly nodes?: ClusterOptions["nodes"] | undefined
+}) =>
+  OptionChecks.check([
+    OptionChecks.string("RedisStore", "channel", options.channel),
+    options.nodes !== undefined && options.nodes.length === 0
+      ? StoreError.invalidOption("RedisStore", "nodes", "nodes must name at least one node of the cluster")
+      : undefined
+  ])
+
+/**
+ * `layerInvalidation` provides an invalidation channel on Redis pub/sub (for `CachingStore.layer`'s
+ * `invalidation`, whatever the persistent store is): publishes go out on a fail-fast connection, the
+ * subscription runs on a connection of its own. Both are closed when the layer is released. Construction fails
+ * with `StoreConfigError` on a refused option and with `Unavailable` when no subscription works within
+ * `connectTimeout`.
+ *
+ * @since 0.1.0
+ */
+export const layerInvalidation = (
+  options?: InvalidationOptions
+): Layer.Layer<Invalidation.Invalidation, StoreError.StoreError | StoreError.StoreConfigError> =>
+  Layer.scoped(
+    Invalidation.Invalidation,
+    Effect.gen(function*() {
+      yield* InvalidationCore.checkOptions("RedisStore", options)
+      yield* checkChannel(options ?? {})
+      const url = options?.url !== undefined ? Redacted.value(options.url) : "redis://127.0.0.1:6379"
+      const timeout = millis(options?.connectTimeout, Invalidation.DEFAULT_CONNECT_TIMEOUT)
+      const publisher = yield* connect({
+        ...(options?.url !== undefined ? { url: options.url } : {}),
+        commandTimeout: options?.publishTimeout ?? Invalidation.DEFAULT_PUBLISH_TIMEOUT,
+        connectTimeout: timeout
+      })
+      const channel = options?.channel ?? InvalidationRedis.DEFAULT_CHANNEL
+      return yield* InvalidationCore.make(
+        "RedisStore invalidation channel",
+        InvalidationRedis.transport(publisher, channel, () =>
+          new Redis(url, InvalidationRedis.subscriberOptions(timeout))),
+        options
+      )
+    })
+  )
+
+/**
+ * `layerInvalidationCluster` is `layerInvalidation` on a Redis Cluster: publishes through a Cluster client
+ * (a `PUBLISH` reaches the subscribers of every node), the subscription on one node at a time.
+ *
+ * @since 0.1.0
+ */
+export const layerInvalidationCluster = (
+  options: ClusterInvalidationOptions
+): Layer.Layer<Invalidation.Invalidation, StoreError.StoreError | StoreError.StoreConfigError> =>
+  Layer.scoped(
+    Invalidation.Invalidation,
+    Effect.gen(function*() {
+      yield* InvalidationCore.checkOptions("RedisStore", options)
+      yield* checkChannel(options)
+      const timeout = millis(options.connectTimeout, Invalidation.DEFAULT_CONNECT_TIMEOUT)
+      const publisher = yield* connectCluster({
+        nodes: options.nodes,
+        username: options.username,
+        password: options.password,
+        commandTimeout: options.publishTimeout ?? Invalidation.DEFAULT_PUBLISH_TIMEOUT,
+        connectTimeout: timeout
+      })
+      const channel = options.channel ?? InvalidationRedis.DEFAULT_CHANNEL
+      return yield* InvalidationCore.make(
+        "RedisStore invalidation channel",
+        InvalidationRedis.transport(publisher, channel, (attempt) => {
+          const node = options.nodes[attempt % options.nodes.length]
+          return new Redis({
+            host: node.host,
+            port: node.port,
+            ...(options.username !== undefined ? { username: options.username } : {}),
+            ...(options.password !== undefined ? { password: Redacted.value(options.password) } : {}),
+            ...InvalidationRedis.subscriberOptions(timeout)
+          })
+        }),
+        options
+      )
+    })
+  )

@@ -45,16 +45,20 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Binding from "./internal/binding.js"
+import * as InvalidationCore from "./internal/invalidation.js"
+import * as InvalidationPg from "./internal/invalidationPg.js"
 import * as OptionChecks from "./internal/optionChecks.js"
 import * as PgPrepared from "./internal/pgPrepared.js"
 import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
 import { spanIfTraced, withClockAndSpan } from "./internal/tracing.js"
+import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionIndex from "./SessionIndex.js"
 import * as SessionRecord from "./SessionRecord.js"
@@ -667,3 +671,62 @@ export const layerConfig = (
   ConfigError.ConfigError | StoreError.StoreConfigError | StoreError.StoreError,
   SqlClient.SqlClient
 > => Layer.effectContext(Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), contextOf)))
+
+/**
+ * Options of `layerInvalidation`.
+ *
+ * @since 0.1.0
+ */
+export interface InvalidationOptions extends Invalidation.ChannelOptions {
+  /**
+   * The `LISTEN`/`NOTIFY` channel; every instance sharing the table must use the same. Default
+   * `effect_sessions_invalidation`. A plain identifier, as `table`.
+   */
+  readonly channel?: string | undefined
+}
+
+/**
+ * `layerInvalidation` provides an invalidation channel on PostgreSQL `LISTEN`/`NOTIFY` (for
+ * `CachingStore.layer`'s `invalidation`) through the app's `@effect/sql-pg` client: `pg_notify` through the
+ * client (inside the app's transaction, if any: delivered at commit), `LISTEN` on its dedicated listening
+ * connection. Construction fails with `StoreConfigError` on a client that
+ * is not `@effect/sql-pg`'s (`UnsupportedDialect`) or a refused option, and with `Unavailable` when no
+ * subscription works within `connectTimeout`.
+ *
+ * @since 0.1.0
+ */
+export const layerInvalidation = (
+  options?: InvalidationOptions
+): Layer.Layer<
+  Invalidation.Invalidation,
+  StoreError.StoreError | StoreError.StoreConfigError,
+  SqlClient.SqlClient
+> =>
+  Layer.scoped(
+    Invalidation.Invalidation,
+    Effect.gen(function*() {
+      yield* InvalidationCore.checkOptions("SqlStore", options)
+      const channel = options?.channel ?? InvalidationPg.DEFAULT_CHANNEL
+      const badChannel = Dialect.checkIdentifier("channel name", channel)
+      if (badChannel !== undefined) return yield* StoreError.invalidOption("SqlStore", "channel", badChannel)
+      const sql = yield* SqlClient.SqlClient
+      const client = InvalidationPg.listening(sql)
+      if (client === undefined) {
+        return yield* new StoreError.StoreConfigError({
+          reason: "UnsupportedDialect",
+          store: "SqlStore",
+          option: undefined,
+          message: "SqlStore: layerInvalidation needs @effect/sql-pg's PgClient (LISTEN/NOTIFY on PostgreSQL)"
+        })
+      }
+      return yield* InvalidationCore.make(
+        "SqlStore invalidation channel",
+        InvalidationPg.transport(
+          client,
+          channel,
+          Math.max(1, Duration.toMillis(options?.publishTimeout ?? Invalidation.DEFAULT_PUBLISH_TIMEOUT))
+        ),
+        options
+      )
+    })
+  )

@@ -6,6 +6,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import type { RevocationRow } from "../http/revocation.js"
 
 /** Who a row belongs to: our library, a peer a user would pick instead, or the raw driver (the backend's limit). */
 export type Kind = "ours" | "peer" | "raw" | "baseline"
@@ -76,7 +77,7 @@ export interface Target {
 }
 
 export interface Missing {
-  readonly level: "store" | "http" | "memory"
+  readonly level: "store" | "http" | "memory" | "revocation"
   readonly name: string
   readonly reason: string
 }
@@ -98,6 +99,8 @@ export interface Results {
   readonly store: ReadonlyArray<StoreRow>
   readonly http: ReadonlyArray<HttpRow>
   readonly memory: ReadonlyArray<MemoryRow>
+  /** Revocation across three instances (absent in runs made before it was measured). */
+  readonly revocation?: ReadonlyArray<RevocationRow> | undefined
   readonly targets: ReadonlyArray<Target>
   readonly missing: ReadonlyArray<Missing>
   readonly elapsedSeconds: number
