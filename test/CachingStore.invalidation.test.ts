@@ -29,11 +29,13 @@ import {
   MemoryStore,
   SessionData,
   type SessionId,
+  SessionIndex,
   type SessionRecord,
   SessionStore
 } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
 import * as SqlStore from "effect-sessions/SqlStore"
+import { META_KEY } from "../src/Session.js"
 import { freshRecord, privateRedis, shiftedClock, sparePort, startCluster, uniquePrefix } from "./support/redis.js"
 import { assertLayerRefused, describeService, env } from "./support/services.js"
 import { pgConfig, postgres, uniqueTable } from "./support/sql.js"
@@ -81,6 +83,8 @@ interface Node {
   readonly channel: Invalidation.Service
   /** The caching layer's `ExpiredDeletion`, over a memory store's. */
   readonly deletion: Option.Option<Context.Tag.Service<SessionStore.ExpiredDeletion>>
+  /** The caching layer's `SessionIndex`, over a memory store's. */
+  readonly index: Option.Option<SessionIndex.Service>
   readonly gate: ReturnType<typeof gated>
   /** Waits for (and consumes up to) the next event of this instance's channel that matches. */
   readonly receipt: (match: (event: Invalidation.Event) => boolean) => Effect.Effect<void>
@@ -103,7 +107,8 @@ const node = (
           store: Layer.succeedContext(
             "store" in shared
               ? Context.make(SessionStore.SessionStore, gate.store).pipe(
-                Context.add(SessionStore.ExpiredDeletion, shared.expiredDeletion)
+                Context.add(SessionStore.ExpiredDeletion, shared.expiredDeletion),
+                Context.add(SessionIndex.SessionIndex, shared.index)
               )
               : Context.make(SessionStore.SessionStore, gate.store)
           ),
@@ -123,7 +128,8 @@ const node = (
       gate,
       receipt,
       channel: Context.get(context, Invalidation.Invalidation),
-      deletion: Context.getOption(context, SessionStore.ExpiredDeletion)
+      deletion: Context.getOption(context, SessionStore.ExpiredDeletion),
+      index: Context.getOption(context, SessionIndex.SessionIndex)
     }
   })
 
@@ -394,6 +400,34 @@ await describeService(
         const before = b.gate.loads()
         assert.strictEqual(view(yield* b.store.load(live.id)), "v1 n=1")
         assert.strictEqual(b.gate.loads(), before + 1, "b read the store again")
+      })))
+
+    it.live("a user revoked through one instance's index is evicted by the others once they receive it", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const shared = yield* MemoryStore.make()
+        const channel = uniquePrefix("channel")
+        const [a, b] = [
+          yield* node(shared, redisChannel(sharedRedis, channel)),
+          yield* node(shared, redisChannel(sharedRedis, channel))
+        ]
+        const user = uniquePrefix("user")
+        const bound = { n: 1, [META_KEY]: { createdAt: 1, user: { id: user, authenticatedAt: 2 } } }
+        const [s1, s2] = [
+          yield* a.store.create(freshRecord(bound, HOUR)),
+          yield* a.store.create(freshRecord(bound, HOUR))
+        ]
+        yield* b.receipt(naming(s2.id))
+        // b serves both from its cache (maxStaleness is an hour)
+        for (const s of [s1, s2]) yield* b.store.load(s.id)
+        const loads = b.gate.loads()
+        for (const s of [s1, s2]) assert.strictEqual(view(yield* b.store.load(s.id)), "v1 n=1")
+        assert.strictEqual(b.gate.loads(), loads, "b caches both")
+        assert.strictEqual(yield* Option.getOrThrow(a.index).revoke(user), 2)
+        // the revoke named what it deleted; without that, this receipt never comes
+        yield* b.receipt((e) => e._tag === "Invalidated" && e.ids.includes(s1.id) && e.ids.includes(s2.id)).pipe(
+          Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("no announcement of the revoke") })
+        )
+        for (const s of [s1, s2]) assert.strictEqual(view(yield* b.store.load(s.id)), "none")
       })))
 
     it.live("an announcement of more ids than a message holds arrives whole, in several messages", () =>
