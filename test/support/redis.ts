@@ -8,6 +8,7 @@
 import { assert } from "@effect/vitest"
 import { Clock, Effect, Either, type Layer } from "effect"
 import {
+  Session,
   SessionData,
   SessionId,
   type SessionRecord,
@@ -272,3 +273,13 @@ export const unreachable = (
     assert.isBelow(Date.now() - started, 10_000)
     return error
   })
+
+/** Data bound to `userId` as the middleware stores it (`Session.bindUser`). */
+export const boundData = (userId: string, extra: Record<string, SessionData.JsonValue> = {}): SessionData.SessionData =>
+  SessionData.fromEntries([
+    ...Object.entries(extra),
+    [Session.META_KEY, { createdAt: 1, user: { id: userId, authenticatedAt: 2 }, refreshedAt: 3 }]
+  ])
+
+/** A fresh user id. */
+export const freshUser = (): string => `user-${SessionToken.unsafeGenerate().slice(0, 16)}`
