@@ -5,9 +5,17 @@
  * `"<version>:<expiresAt>:<json>"`, with a Redis TTL set relative to the app's `Clock`
  * (`PX expiresAt - now`), so expired sessions vanish without a cleanup job and a skewed clock cannot make
  * Redis drop fresh keys. `load` is one `GET` and still judges expiry by the `Clock`. `create` and the
- * compare-and-set `save` are server-side scripts registered with `defineCommand`; `delete` is `UNLINK`.
- * Every command touches one key, so the store works unchanged on `ioredis.Cluster`. Nothing here ever
- * sends `KEYS`.
+ * compare-and-set `save` are server-side scripts registered with `defineCommand`. Nothing here ever sends `KEYS`.
+ *
+ * The store keeps a per-user index and provides `SessionIndex`: a sorted set per user,
+ * `<keyPrefix>user:<userKey>` (the digest of `SessionIndex.userKey`, never the user id), of the ids of the user's
+ * sessions, whose TTL is raised to the longest record TTL filed in it; a bound session's value names its user key
+ * (`"<version>:<expiresAt>:<userKey>:<json>"`). On a standalone Redis one script writes a record and its user's set
+ * together (and `delete` is a script that takes the id out of the set). On a Cluster the two keys lie in different
+ * slots and every command touches one key: a create or save files the id under its user first, then writes the
+ * record, so a live session is always listed; a stale member (a failed create, a moved, deleted or expired
+ * session) is skipped by `list` and `revoke`, which prune it (past `PRUNE_GRACE` when its record is missing or
+ * someone else's, in case a write is in flight).
  *
  * Connections the store opens itself (`layer`, `layerCluster`, `layerConfig`) run with the offline queue
  * off, no replay of unanswered commands after a reconnect, a `commandTimeout` and the same deadline on every
