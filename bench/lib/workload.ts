@@ -9,6 +9,7 @@
  * Promise workers) runs exactly the same sequence of operations.
  */
 import * as Effect from "effect/Effect"
+import { META_KEY } from "../../src/Session.js"
 import type { SessionData } from "../../src/SessionData.js"
 import * as SessionId from "../../src/SessionId.js"
 import type * as SessionRecord from "../../src/SessionRecord.js"
@@ -78,6 +79,12 @@ export const makePlan = (options: WorkloadOptions = defaultWorkload): Plan => {
   return { options, ids, lanes }
 }
 
+/** Session i's data bound to user `i % users`, as `Session.bindUser` stores it. */
+export const boundData = (index: number, write: number, users: number): SessionData => ({
+  ...plainData(index, write),
+  [META_KEY]: { createdAt: 1, user: { id: `user-${index % users}`, authenticatedAt: 2 + write }, refreshedAt: 3 }
+})
+
 /** About 300 bytes of JSON, different per session and per write. */
 export const sessionData = (index: number, write: number): SessionData => ({
   userId: `user-${index}`,
@@ -90,6 +97,8 @@ export const sessionData = (index: number, write: number): SessionData => ({
   preferences: { theme: "dark", locale: "en-GB", timezone: "Europe/London", pageSize: 25 },
   flags: { beta: index % 2 === 0, onboarding: false }
 })
+
+const plainData = sessionData
 
 export const percentile = (sorted: Float64Array, p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
@@ -170,11 +179,19 @@ export const expiresAt = (now: number): number => now + 3_600_000
 export const storeOps = (
   store: SessionStore.Service,
   plan: Plan,
-  options?: { readonly seedConcurrency?: number }
+  options?: {
+    readonly seedConcurrency?: number
+    /** Bind session i to user `i % users` (the metadata `Session.bindUser` writes), for a store's index to file. */
+    readonly users?: number
+  }
 ): Effect.Effect<Ops<unknown, never>, unknown> =>
   Effect.gen(function*() {
     const records: Array<SessionRecord.SessionRecord> = new Array(plan.ids.length)
     const now = Date.now()
+    const users = options?.users
+    const sessionData = users === undefined
+      ? plainData
+      : (index: number, write: number) => boundData(index, write, users)
     yield* Effect.forEach(
       plan.ids,
       (id, index) =>
