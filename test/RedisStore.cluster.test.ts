@@ -144,7 +144,7 @@ describe("RedisStore on a 3-master Redis Cluster", () => {
       }).pipe(Effect.provide(IndexLive)))
 
     it.live(
-      "racing creates, failing creates, rebinding saves, deletes and revokes never leave a live session unlisted",
+      "racing creates, failing creates, saves, deletes, lists and revokes never leave a live session unlisted",
       () => checkIndexRace("cluster").pipe(Effect.provide(IndexLive)),
       60_000
     )

@@ -278,7 +278,7 @@ await describeService("RedisStore (standalone)", env.redisHost, env.redisPort, (
     }).pipe(Effect.provide(StoreLive)))
 
   it.live(
-    "racing creates, failing creates, rebinding saves, deletes and revokes never leave a live session unlisted",
+    "racing creates, failing creates, saves, deletes, lists and revokes never leave a live session unlisted",
     () => checkIndexRace("standalone").pipe(Effect.provide(StoreLive)),
     60_000
   )

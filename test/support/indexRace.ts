@@ -1,5 +1,5 @@
 /**
- * A randomized race of creates, failing creates, rebinding saves, deletes and revokes over a few users, checked
+ * A randomized race of creates, failing creates, rebinding saves (single and back to back), deletes, lists and revokes over a few users, checked
  * against the index contract: afterwards every live session bound to a user is listed for that user, and a session
  * whose last successful write (binding it to a user) finished before a revoke of that user began is gone.
  *
@@ -19,6 +19,14 @@ type Op =
   | { readonly op: "rebind"; readonly target: number; readonly user: number | null; readonly delay: number }
   | { readonly op: "delete"; readonly target: number; readonly delay: number }
   | { readonly op: "revoke"; readonly user: number; readonly delay: number }
+  | { readonly op: "list"; readonly user: number; readonly delay: number }
+  | {
+    readonly op: "flip"
+    readonly target: number
+    readonly user: number
+    readonly back: number
+    readonly delay: number
+  }
 
 interface History {
   readonly pre: ReadonlyArray<number | null>
@@ -33,11 +41,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("collide" as const), target, user, delay }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("rebind" as const), target, user: fc.option(user), delay }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("delete" as const), target, delay }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant("revoke" as const), user, delay }) }
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("revoke" as const), user, delay }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("list" as const), user, delay }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("flip" as const), target, user, back: user, delay }) }
 )
 const historyArb: fc.Arbitrary<History> = fc.record({
   pre: fc.array(fc.option(user), { minLength: PRE, maxLength: PRE }),
-  ops: fc.array(opArb, { minLength: 1, maxLength: 12 })
+  ops: fc.array(opArb, { minLength: 1, maxLength: 16 })
 })
 
 const yields = (n: number): Effect.Effect<void> =>
@@ -108,8 +118,33 @@ const runHistory = (
                   }
                 ))
             }
+            case "flip": {
+              // two saves back to back: the session leaves a user and comes back, racing lists and revokes
+              const id = pre[op.target].id
+              return Effect.flatMap(Effect.orDie(store.load(id)), (found) =>
+                Option.isNone(found) ? Effect.void : Effect.flatMap(
+                  Effect.either(store.save({ ...found.value, data: data(op.user, 100 + n) })),
+                  (first) => {
+                    if (Either.isLeft(first)) {
+                      return Effect.void
+                    }
+                    last.set(id, { user: op.user, end: ++clock })
+                    return Effect.map(
+                      Effect.either(store.save({ ...first.right, data: data(op.back, 200 + n) })),
+                      (second) => {
+                        if (Either.isRight(second)) {
+                          last.set(id, { user: op.back, end: ++clock })
+                        }
+                      }
+                    )
+                  }
+                ))
+            }
             case "delete":
               return Effect.orDie(store.delete(pre[op.target].id))
+            case "list":
+              // a listing prunes what it finds dead, racing the writes
+              return Effect.asVoid(Effect.orDie(index.list(users[op.user])))
             case "revoke":
               return Effect.suspend(() => {
                 revokes.push({ user: op.user, start: ++clock })
@@ -148,7 +183,7 @@ export const checkIndexRace = (
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<SessionStore.SessionStore | SessionIndex.SessionIndex>()
     const seed = envInt("INDEX_RACE_SEED", Date.now() % 1_000_000)
-    const runs = envInt("INDEX_RACE_RUNS", 40)
+    const runs = envInt("INDEX_RACE_RUNS", 100)
     let broken = ""
     const property = fc.asyncProperty(historyArb, async (history) => {
       const verdict = await Runtime.runPromise(runtime)(runHistory(history))
