@@ -348,15 +348,16 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
      * the record's key knows whom it belongs to. The set's TTL is raised to the longest record TTL filed in it.
      *
      * Standalone, one script writes a record and its sets (files it under its user, takes it out of its old
-     * user's), so the set is exact after every write. On a Cluster the two keys live in different slots, so a
+     * user's), so the set is exact after every write, and a prune removes a member in the step that checks its
+     * record. On a Cluster the two keys live in different slots, so a
      * create or save first files the id under its user (and waits for that), then writes the record:
      *
      * - Never alive and unlisted: a record becomes live, or becomes a user's, only after its id was filed in that
-     *   user's set, and a member leaves a set only (a) when revoke deleted its record, which never comes back (a
-     *   save of a missing record is `Gone`; ids are never reused), or (b) when pruned, which a Cluster does only
-     *   to a member whose record is expired, or missing or someone else's with its last filing older than
-     *   `PRUNE_GRACE_MS` (longer than any write in flight between its filing and its record write), and only if
-     *   the member's score is unchanged since its record was read (a newer filing, so a write in flight, keeps it).
+     *   user's set, and a member leaves a set only when pruned, which a Cluster does only to a member whose record
+     *   was read expired or was deleted by this revoke (neither comes back: a save of it is `Gone`), or read
+     *   missing or someone else's with its last filing older than `PRUNE_GRACE_MS` (longer than any write in
+     *   flight between its filing and its record write), and in every case only if the member's score is
+     *   unchanged since its record was read (a newer filing, so a write in flight, keeps it).
      * - A save that moves a session to another user or unbinds it leaves it in its old user's set (removing it
      *   there could race a save moving it back, which files first and writes after): a stale member is harmless,
      *   since list and revoke check each member against its record, and it is pruned later.
@@ -484,19 +485,20 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
     /**
      * Prunes members found dead: standalone by a script that checks the record in the same step; on a Cluster
      * only if the member's score is unchanged since it was read, and, for a missing or foreign record, only past
-     * the grace (see above). `expired` lists members whose record was read expired.
+     * the grace (see above). `settled` lists members whose record was read expired or was deleted by a revoke:
+     * those need no grace.
      */
     const prune = (
       method: string,
       setKey: string,
       userKey: string,
       dead: ReadonlyArray<Member>,
-      expired: ReadonlySet<SessionId>,
+      settled: ReadonlySet<SessionId>,
       now: number
     ): Effect.Effect<void, StoreError.StoreError> => {
       const at = String(now)
       const ripe = clustered
-        ? dead.filter((m) => expired.has(m.id) || now - Number(m.score) > PRUNE_GRACE_MS)
+        ? dead.filter((m) => settled.has(m.id) || now - Number(m.score) > PRUNE_GRACE_MS)
         : dead
       return Effect.forEach(
         chunks(ripe, INDEX_BATCH),
@@ -579,8 +581,7 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
               const found = yield* members("revoke", setKey)
               const revoked: Array<SessionId> = []
               const dead: Array<Member> = []
-              const expired = new Set<SessionId>()
-              const gone: Array<SessionId> = []
+              const deleted = new Set<SessionId>()
               for (const batch of chunks(found.filter((m) => m.id !== revokeOptions?.except), INDEX_BATCH)) {
                 const replies = yield* Effect.forEach(
                   batch,
@@ -596,15 +597,13 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
                 for (let i = 0; i < batch.length; i++) {
                   const reply = replies[i]
                   if (reply === Internal.Revoked.Live) revoked.push(batch[i].id)
-                  if (reply === Internal.Revoked.Live || reply === Internal.Revoked.Expired) gone.push(batch[i].id)
-                  else dead.push(batch[i])
+                  // A record this revoke deleted is pruned without the grace, yet still only if nothing filed its id
+                  // since (a create may reuse a free id).
+                  if (reply === Internal.Revoked.Live || reply === Internal.Revoked.Expired) deleted.add(batch[i].id)
+                  dead.push(batch[i])
                 }
               }
-              // A deleted record never comes back: its member goes at once.
-              for (const batch of chunks(gone, INDEX_BATCH)) {
-                yield* call(sender, "revoke", () => client.zrem(setKey, ...batch), () => Effect.void)
-              }
-              if (dead.length > 0) yield* prune("revoke", setKey, userKey, dead, expired, now)
+              if (dead.length > 0) yield* prune("revoke", setKey, userKey, dead, deleted, now)
               return revoked
             }),
           spans,

@@ -147,7 +147,11 @@ if ARGV[5] ~= '' then ${file("KEYS[2]", "ARGV[6]", "ARGV[3]", "ARGV[4]")} end
 return ${Reply.Written}
 `
 
-/** Standalone `delete`: KEYS[1] the key; ARGV[1] the session id, ARGV[2] the prefix of set keys. */
+/**
+ * Standalone `delete`: KEYS[1] the key; ARGV[1] the session id, ARGV[2] the prefix of set keys. Like the standalone
+ * `save`, it touches the old user's set, a key it learns from the record: a standalone server allows it, and no
+ * Cluster runs these scripts.
+ */
 export const deleteIndexedScript = `
 local head = redis.call('GETRANGE', KEYS[1], 0, ${HEAD_BYTES - 1})
 local u = string.match(head, '^%d+:%-?%d+:([%w_%-]+):')
