@@ -225,8 +225,8 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
 }
 
 /**
- * `make` builds the store over a client the caller owns, standalone or `Cluster`, registering its two
- * scripts on it with `defineCommand`. The store never closes that client. Over a client from `connect` (with
+ * `make` builds the store over a client the caller owns, standalone or `Cluster`, registering its
+ * scripts on it with `defineCommand` (the store keeps its per-user index either way: see `makeWithIndex`). The store never closes that client. Over a client from `connect` (with
  * `autoPipelining`), the commands the store issues in one turn of the event loop leave in one write.
  *
  * Warning: ioredis's defaults queue commands while disconnected and replay unanswered ones after a
@@ -619,7 +619,7 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
   })
 
 /**
- * `layerClient` provides the store over a client the app owns and closes itself. See `make` for the
+ * `layerClient` provides the store and its `SessionIndex` over a client the app owns and closes itself. See `make` for the
  * retry-queue risk of ioredis's defaults.
  *
  * @since 0.1.0
@@ -761,7 +761,7 @@ export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, 
   })
 
 /**
- * `layer` connects to a standalone Redis and provides the store; the connection is closed when the layer is
+ * `layer` connects to a standalone Redis and provides the store and its `SessionIndex`; the connection is closed when the layer is
  * released. Construction fails with `StoreConfigError` on a refused option (before connecting) and with
  * `Unavailable` when Redis cannot be reached.
  *
@@ -782,7 +782,7 @@ export const layer = (
   )
 
 /**
- * `layerCluster` connects to a Redis Cluster and provides the store; the client is closed when the layer is
+ * `layerCluster` connects to a Redis Cluster and provides the store and its `SessionIndex`; the client is closed when the layer is
  * released. Construction fails with `StoreConfigError` on a refused option, before connecting.
  *
  * @since 0.1.0
