@@ -9,7 +9,8 @@
  *
  * The store keeps a per-user index and provides `SessionIndex`: a sorted set per user,
  * `<keyPrefix>user:<userKey>` (the digest of `SessionIndex.userKey`, never the user id), of the ids of the user's
- * sessions, whose TTL is raised to the longest record TTL filed in it; a bound session's value names its user key
+ * sessions, whose TTL is raised to the longest record TTL filed in it (each filing drops members filed longer ago
+ * than that, so the set stays bounded without a listing); a bound session's value names its user key
  * (`"<version>:<expiresAt>:<userKey>:<json>"`). On a standalone Redis one script writes a record and its user's set
  * together (and `delete` is a script that takes the id out of the set). On a Cluster the two keys lie in different
  * slots and every command touches one key: a create or save files the id under its user first, then writes the
@@ -295,9 +296,9 @@ export const makeWithIndex = (
  *
  * @since 0.3.0
  */
-export const PRUNE_GRACE: Duration.Duration = Duration.minutes(5)
+export const PRUNE_GRACE: Duration.Duration = Duration.millis(Internal.PRUNE_GRACE_MS)
 
-const PRUNE_GRACE_MS = Duration.toMillis(PRUNE_GRACE)
+const PRUNE_GRACE_MS = Internal.PRUNE_GRACE_MS
 
 /** The reply `list` reads for a key of another type. */
 const CORRUPT = Symbol("corrupt")
@@ -478,7 +479,9 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
     const members = (method: string, setKey: string): Effect.Effect<Array<Member>, StoreError.StoreError> =>
       call(sender, method, () => client.zrange(setKey, 0, -1, "WITHSCORES"), (reply) => {
         const out: Array<Member> = []
-        for (let i = 0; i + 1 < reply.length; i += 2) out.push({ id: reply[i] as SessionId, score: reply[i + 1] })
+        for (let i = 0; i + 1 < reply.length; i += 2) {
+          if (reply[i] !== Internal.MAX_TTL_MEMBER) out.push({ id: reply[i] as SessionId, score: reply[i + 1] })
+        }
         return Effect.succeed(out)
       })
 

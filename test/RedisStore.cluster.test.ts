@@ -143,6 +143,32 @@ describe("RedisStore on a 3-master Redis Cluster", () => {
         assert.isNull(yield* score(v, created.id))
       }).pipe(Effect.provide(IndexLive)))
 
+    it.live("a filing drops the members filed longer ago than the longest TTL the set has seen, and the grace", () =>
+      Effect.gen(function*() {
+        const store = yield* SessionStore.SessionStore
+        const u = freshUser()
+        const old = yield* store.create({ ...freshRecord({}, 60_000), data: boundData(u) })
+        // on a Cluster a delete leaves its member behind
+        yield* store.delete(old.id)
+        assert.isNotNull(yield* score(u, old.id))
+        const longest = Number(yield* Effect.promise(() => raw.zscore(setKey(u), "!")))
+        assert.isTrue(longest <= -59_000 && longest >= -60_000, `longest TTL filed: ${-longest}`)
+        const shift = 60_000 + Duration.toMillis(RedisStore.PRUNE_GRACE) + 1_000
+        const later = shiftedClock(shift)
+        // a filing just within the grace keeps it
+        const early = shiftedClock(shift - 2_000)
+        const kept = { ...freshRecord({}, shift - 2_000 + 60_000), data: boundData(u) }
+        yield* store.create(kept).pipe(Effect.withClock(early))
+        assert.isNotNull(yield* score(u, old.id))
+        const fresh = { ...freshRecord({}, shift + 60_000), data: boundData(u) }
+        yield* store.create(fresh).pipe(Effect.withClock(later))
+        assert.isNull(yield* score(u, old.id))
+        assert.isNotNull(yield* score(u, kept.id))
+        assert.isNotNull(yield* score(u, fresh.id))
+        yield* store.delete(kept.id)
+        yield* store.delete(fresh.id)
+      }).pipe(Effect.provide(IndexLive)))
+
     it.live(
       "racing creates, failing creates, saves, deletes, lists and revokes never leave a live session unlisted",
       () => checkIndexRace("cluster").pipe(Effect.provide(IndexLive)),

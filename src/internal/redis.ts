@@ -92,9 +92,32 @@ if head ~= '' then
 end
 `
 
-/** Files ARGV member `id` in the user's sorted set `key` at score `now`, raising its TTL to at least `ttl`. */
+/**
+ * How long after a member's last filing its record may still be unwritten (a create files first on a Cluster), or
+ * an app instance's clock may lag another's: no member is pruned as missing or someone else's before that.
+ */
+export const PRUNE_GRACE_MS = 5 * 60 * 1000
+
+/**
+ * The member of a user's set that holds, as minus its score, the longest TTL ever filed in the set: never a
+ * session id (those are base64url).
+ */
+export const MAX_TTL_MEMBER = "!"
+
+/**
+ * Files member `id` in the user's sorted set `key` at score `now`, raises the longest TTL the set has seen and its
+ * own TTL to at least `ttl`, and drops members filed longer ago than that longest TTL (and the grace): every write
+ * of a bound session files it again, so such a member's record has expired. Sets of users who never list nor
+ * revoke stay bounded by the sessions filed within one longest TTL.
+ */
 const file = (key: string, id: string, now: string, ttl: string) => `
 redis.call('ZADD', ${key}, ${now}, ${id})
+local longest = -tonumber(redis.call('ZSCORE', ${key}, '${MAX_TTL_MEMBER}') or '0')
+if longest < tonumber(${ttl}) then
+  longest = tonumber(${ttl})
+  redis.call('ZADD', ${key}, -longest, '${MAX_TTL_MEMBER}')
+end
+redis.call('ZREMRANGEBYSCORE', ${key}, 0, tonumber(${now}) - longest - ${PRUNE_GRACE_MS})
 if redis.call('PTTL', ${key}) < tonumber(${ttl}) then redis.call('PEXPIRE', ${key}, ${ttl}) end
 `
 
