@@ -47,7 +47,7 @@ const env = (name: string): string | undefined => {
   const v = process.env[name]
   return v === undefined || v === "" ? undefined : v
 }
-const levels = new Set((env("BENCH_ONLY") ?? "store,http,memory,revocation").split(",").map((s) => s.trim()))
+const levels = new Set((env("BENCH_ONLY") ?? "store,index,http,memory,revocation").split(",").map((s) => s.trim()))
 const httpSeconds = Number(env("BENCH_SECONDS") ?? 10)
 const warmupSeconds = Number(env("BENCH_WARMUP") ?? 2)
 const connections = 50
@@ -222,6 +222,19 @@ const medianRow = (runs: ReadonlyArray<HttpRow>): HttpRow => {
       serverCpuMicrosPerRequest: r.serverCpuMicrosPerRequest
     }))
   }
+}
+
+if (levels.has("index")) {
+  steps.push({
+    level: "store",
+    name: "RedisStore index: list / revoke, standalone and Cluster (bench/index-redis.ts)",
+    run: async () => {
+      const { printIndexRows, runIndexRedis } = await import("./index-redis.js")
+      const rows = await runIndexRedis()
+      printIndexRows(rows)
+      return `${rows.length} rows`
+    }
+  })
 }
 
 if (levels.has("memory")) {

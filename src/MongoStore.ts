@@ -9,6 +9,11 @@
  * key, which is `Collision`. `save` is a compare-and-set on the version (`Conflict` / `Gone`). The server's TTL
  * monitor runs about once a minute, so the store also provides `ExpiredDeletion` for a prompt cleanup.
  *
+ * The store provides `SessionIndex`: a bound session's document also holds `userKey` (the digest of
+ * `SessionIndex.userKey`, never the user id), written in the same update as the data, and `migrate` creates a
+ * partial index on `{ userKey, expiresAt }`; `list` is one find on it, `revoke` finds the user's live ids and
+ * deletes those that still name the user.
+ *
  * Note: the contract suite runs against MongoStore only where `MONGODB_URL` names a MongoDB server.
  *
  * @example
@@ -26,6 +31,7 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -34,8 +40,12 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { type Collection, type Db, MongoClient } from "mongodb"
+import * as Binding from "./internal/binding.js"
 import * as Internal from "./internal/mongo.js"
 import * as OptionChecks from "./internal/optionChecks.js"
+import { withClockAndSpan } from "./internal/tracing.js"
+import type { SessionId } from "./SessionId.js"
+import * as SessionIndex from "./SessionIndex.js"
 import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
@@ -93,11 +103,14 @@ export const DEFAULT_COLLECTION = "sessions"
 export const DEFAULT_TTL_GRACE: Duration.Duration = Duration.minutes(10)
 
 /**
- * What `make` builds: the store and its `ExpiredDeletion`.
+ * What `make` builds: the store, its `ExpiredDeletion` and its per-user index.
  *
  * @since 0.1.0
  */
-export interface Service extends SessionStore.WithExpiredDeletion {}
+export interface Service extends SessionStore.WithExpiredDeletion {
+  /** The per-user index of this store (since 0.3.0). */
+  readonly index: SessionIndex.Service
+}
 
 const run = <A>(method: StoreError.Method, evaluate: () => Promise<A>): Effect.Effect<A, StoreError.StoreError> =>
   Effect.tryPromise({ try: evaluate, catch: (error) => Internal.toStoreError(method, error) })
@@ -109,11 +122,16 @@ const fromEither = <A>(
 ): Effect.Effect<A, StoreError.StoreError> =>
   Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(StoreError.rule(reason, method, either.left))
 
+/** Ids a revoke finds and deletes per round trip. */
+const REVOKE_BATCH = 1_000
+
+const SPAN = { kind: "client", captureStackTrace: false } as const
+
 const graceSeconds = (options?: StoreOptions): number => Duration.toSeconds(options?.ttlGrace ?? DEFAULT_TTL_GRACE)
 
 /**
- * `migrate` creates the TTL index on `expiresAt`, or sets its grace when it exists with another one.
- * It is idempotent.
+ * `migrate` creates the TTL index on `expiresAt`, or sets its grace when it exists with another one, and the
+ * per-user index on `{ userKey, expiresAt }` (partial: bound sessions only). It is idempotent.
  *
  * @since 0.1.0
  */
@@ -126,6 +144,8 @@ export const migrate = (db: Db, options?: StoreOptions): Effect.Effect<void, Sto
       Internal.isIndexConflict,
       () => attempt(() => db.command(Internal.ttlCollMod(name, graceSeconds(options))))
     ),
+    // The per-user index: creating it again with the same key and options is a no-op, from any number of instances.
+    Effect.zipRight(attempt(() => db.collection(name).createIndex(Internal.userIndex.key, Internal.userIndex.options))),
     Effect.mapError((error) => Internal.toStoreError("migrate", error)),
     Effect.asVoid
   )
@@ -222,16 +242,104 @@ export const make = (
             )
       )
 
+    const spans = options?.spans ?? true
+    const liveIds = (userKey: string, now: number, except: SessionId | undefined) =>
+      run(
+        "revoke",
+        () =>
+          collection.find(Internal.liveOfUser(userKey, now, except), { projection: { _id: 1 } }).limit(REVOKE_BATCH)
+            .toArray()
+      )
+    /*
+     * One document holds a session and its user key, so a session is listed exactly while its document is live
+     * and names the user: a create racing a revoke is alive and listed, or deleted. Revoke finds the user's live
+     * ids and deletes those that still name the user; every session of the user written before revoke began is
+     * found, and a save of it after its deletion matches nothing and is `Gone`. Batches repeat while full, so the
+     * cost stays bounded by the user's sessions.
+     */
+    const revokeBatch = (
+      userKey: string,
+      now: number,
+      except: SessionId | undefined,
+      revoked: Array<SessionId>
+    ): Effect.Effect<Array<SessionId>, StoreError.StoreError> =>
+      Effect.flatMap(liveIds(userKey, now, except), (found) => {
+        if (found.length === 0) return Effect.succeed(revoked)
+        const ids = found.map((d) => d._id)
+        return Effect.flatMap(
+          run("revoke", () => collection.deleteMany({ _id: { $in: ids }, userKey })),
+          (result) =>
+            Effect.flatMap(
+              result.deletedCount === ids.length
+                ? Effect.succeed(ids)
+                : Effect.map(
+                  // rebound between the find and the delete: not revoked
+                  run("revoke", () => collection.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray()),
+                  (kept) => {
+                    const left = new Set(kept.map((d) => d._id))
+                    return ids.filter((id) => !left.has(id))
+                  }
+                ),
+              (deleted) => {
+                for (const id of deleted) revoked.push(id as SessionId)
+                return found.length === REVOKE_BATCH
+                  ? revokeBatch(userKey, now, except, revoked)
+                  : Effect.succeed(revoked)
+              }
+            )
+        )
+      })
+    const index = SessionIndex.make({
+      list: (userId) =>
+        withClockAndSpan(
+          (now) =>
+            Effect.map(
+              run("list", () => collection.find(Internal.liveOfUser(Binding.userKey(userId), now)).toArray()),
+              (documents) => {
+                const out: Array<SessionIndex.Entry> = []
+                for (const document of documents) {
+                  // A corrupt document is skipped, never a failure of the listing.
+                  const record = Internal.fromDocument(document)
+                  if (Either.isLeft(record) || record.right.expiresAt <= now) continue
+                  const entry = Binding.entryOf(record.right.id, record.right.data, record.right.expiresAt, userId)
+                  if (entry !== undefined) out.push(entry)
+                }
+                return out.sort(Binding.byRecency)
+              }
+            ),
+          spans,
+          "MongoStore.index.list",
+          SPAN
+        ),
+      revokeIds: (userId, revokeOptions) =>
+        withClockAndSpan(
+          (now) => revokeBatch(Binding.userKey(userId), now, revokeOptions?.except, []),
+          spans,
+          "MongoStore.index.revoke",
+          SPAN
+        )
+    })
+
     return {
       store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
-      expiredDeletion: SessionStore.expiredDeletionInBatches(deleteBatch)
+      expiredDeletion: SessionStore.expiredDeletionInBatches(deleteBatch),
+      index
     }
   })
 
 const layerFrom = <E, R>(
   service: Effect.Effect<Service, E, R>
-): Layer.Layer<SessionStore.SessionStore | SessionStore.ExpiredDeletion, E, Exclude<R, Scope.Scope>> =>
-  Layer.scopedContext(Effect.map(service, SessionStore.expiredDeletionContext))
+): Layer.Layer<
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex,
+  E,
+  Exclude<R, Scope.Scope>
+> =>
+  Layer.scopedContext(
+    Effect.map(
+      service,
+      (s) => Context.add(SessionStore.expiredDeletionContext(s), SessionIndex.SessionIndex, s.index)
+    )
+  )
 
 /**
  * `layerDb` provides the store and its `ExpiredDeletion` over a database handle the app owns and closes.
@@ -242,7 +350,7 @@ export const layerDb = (
   db: Db,
   options?: StoreOptions
 ): Layer.Layer<
-  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex,
   StoreError.StoreError | StoreError.StoreConfigError
 > => layerFrom(make(db, options))
 
@@ -276,7 +384,7 @@ export const connect = (options: Options): Effect.Effect<MongoClient, StoreError
 export const layer = (
   options: Options
 ): Layer.Layer<
-  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex,
   StoreError.StoreError | StoreError.StoreConfigError
 > =>
   layerFrom(
@@ -294,6 +402,6 @@ export const layer = (
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
-  SessionStore.SessionStore | SessionStore.ExpiredDeletion,
+  SessionStore.SessionStore | SessionStore.ExpiredDeletion | SessionIndex.SessionIndex,
   StoreError.StoreError | StoreError.StoreConfigError | ConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

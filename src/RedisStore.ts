@@ -5,9 +5,18 @@
  * `"<version>:<expiresAt>:<json>"`, with a Redis TTL set relative to the app's `Clock`
  * (`PX expiresAt - now`), so expired sessions vanish without a cleanup job and a skewed clock cannot make
  * Redis drop fresh keys. `load` is one `GET` and still judges expiry by the `Clock`. `create` and the
- * compare-and-set `save` are server-side scripts registered with `defineCommand`; `delete` is `UNLINK`.
- * Every command touches one key, so the store works unchanged on `ioredis.Cluster`. Nothing here ever
- * sends `KEYS`.
+ * compare-and-set `save` are server-side scripts registered with `defineCommand`. Nothing here ever sends `KEYS`.
+ *
+ * The store keeps a per-user index and provides `SessionIndex`: a sorted set per user,
+ * `<keyPrefix>user:<userKey>` (the digest of `SessionIndex.userKey`, never the user id), of the ids of the user's
+ * sessions, whose TTL is raised to the longest record TTL filed in it (each filing drops members filed longer ago
+ * than that, so the set stays bounded without a listing); a bound session's value names its user key
+ * (`"<version>:<expiresAt>:<userKey>:<json>"`). On a standalone Redis one script writes a record and its user's set
+ * together (and `delete` is a script that takes the id out of the set). On a Cluster the two keys lie in different
+ * slots and every command touches one key: a create or save files the id under its user first, then writes the
+ * record, so a live session is always listed; a stale member (a failed create, a moved, deleted or expired
+ * session) is skipped by `list` and `revoke`, which prune it (past `PRUNE_GRACE` when its record is missing or
+ * someone else's, in case a write is in flight).
  *
  * Connections the store opens itself (`layer`, `layerCluster`, `layerConfig`) run with the offline queue
  * off, no replay of unanswered commands after a reconnect, a `commandTimeout` and the same deadline on every
@@ -33,6 +42,7 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -42,12 +52,16 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions as IoClusterOptions, RedisOptions } from "ioredis"
+import * as Binding from "./internal/binding.js"
 import * as InvalidationCore from "./internal/invalidation.js"
 import * as InvalidationRedis from "./internal/invalidationRedis.js"
 import * as OptionChecks from "./internal/optionChecks.js"
 import * as Internal from "./internal/redis.js"
+import { withClockAndSpan } from "./internal/tracing.js"
 import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
+import * as SessionIndex from "./SessionIndex.js"
+import type * as SessionRecord from "./SessionRecord.js"
 import * as SessionStore from "./SessionStore.js"
 import * as StoreError from "./StoreError.js"
 
@@ -139,15 +153,18 @@ export const DEFAULT_COMMAND_TIMEOUT: Duration.Duration = Duration.seconds(2)
  */
 export const DEFAULT_CONNECT_TIMEOUT: Duration.Duration = Duration.seconds(5)
 
+type Script = (...args: ReadonlyArray<string>) => Promise<number>
+
 interface Scripts {
-  readonly [Internal.CREATE_COMMAND]: (key: string, value: string, now: string, ttl: string) => Promise<number>
-  readonly [Internal.SAVE_COMMAND]: (
-    key: string,
-    value: string,
-    version: string,
-    now: string,
-    ttl: string
-  ) => Promise<number>
+  readonly [Internal.CREATE_COMMAND]: Script
+  readonly [Internal.SAVE_COMMAND]: Script
+  readonly [Internal.CREATE_INDEXED_COMMAND]: Script
+  readonly [Internal.SAVE_INDEXED_COMMAND]: Script
+  readonly [Internal.DELETE_INDEXED_COMMAND]: Script
+  readonly [Internal.FILE_COMMAND]: Script
+  readonly [Internal.REVOKE_COMMAND]: Script
+  readonly [Internal.PRUNE_IF_COMMAND]: Script
+  readonly [Internal.PRUNE_CHECKED_COMMAND]: Script
 }
 
 /** How a store sends: the deadline of its operations, and what runs before each command goes out. */
@@ -212,8 +229,8 @@ const scriptFailure = (method: "create" | "save", reply: number): StoreError.Sto
 }
 
 /**
- * `make` builds the store over a client the caller owns, standalone or `Cluster`, registering its two
- * scripts on it with `defineCommand`. The store never closes that client. Over a client from `connect` (with
+ * `make` builds the store over a client the caller owns, standalone or `Cluster`, registering its
+ * scripts on it with `defineCommand` (the store keeps its per-user index either way: see `makeWithIndex`). The store never closes that client. Over a client from `connect` (with
  * `autoPipelining`), the commands the store issues in one turn of the event loop leave in one write.
  *
  * Warning: ioredis's defaults queue commands while disconnected and replay unanswered ones after a
@@ -229,7 +246,7 @@ export const make = (
   client: Redis | Cluster,
   options?: StoreOptions
 ): Effect.Effect<SessionStore.Service, StoreError.StoreConfigError> =>
-  Effect.zipRight(checkOptions(options), makeChecked(client, options))
+  Effect.map(makeWithIndex(client, options), (services) => services.store)
 
 /**
  * `checkOptions` fails with `StoreConfigError` (`InvalidOption`) when `keyPrefix` is not a string,
@@ -252,9 +269,66 @@ export const checkOptions = (
       : undefined
   ])
 
-const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<SessionStore.Service> =>
+/**
+ * The store and its per-user index over one client.
+ *
+ * @since 0.3.0
+ */
+export interface Services {
+  readonly store: SessionStore.Service
+  readonly index: SessionIndex.Service
+}
+
+/**
+ * `makeWithIndex` is `make` with the store's per-user index beside it (see the module documentation of the
+ * index's layout and, on a Cluster, the order of its writes).
+ *
+ * @since 0.3.0
+ */
+export const makeWithIndex = (
+  client: Redis | Cluster,
+  options?: StoreOptions
+): Effect.Effect<Services, StoreError.StoreConfigError> =>
+  Effect.zipRight(checkOptions(options), makeChecked(client, options))
+
+/**
+ * How long a Cluster keeps a member of a user's set whose record is missing or belongs to someone else before
+ * `list` or `revoke` prunes it: far longer than a create or save takes between filing a session under its user
+ * and writing its record (a create's member exists before its record does, and must not be pruned meanwhile).
+ * A standalone store prunes at once (its writes file and write in one step).
+ *
+ * @since 0.3.0
+ */
+export const PRUNE_GRACE: Duration.Duration = Duration.millis(Internal.PRUNE_GRACE_MS)
+
+const PRUNE_GRACE_MS = Internal.PRUNE_GRACE_MS
+
+/** The reply `list` reads for a key of another type. */
+const CORRUPT = Symbol("corrupt")
+
+/** Records read per batch by `list` and `revoke`. */
+const INDEX_BATCH = 128
+
+const SPAN = { kind: "client", captureStackTrace: false } as const
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+/** A member of a user's set: the session id and the score of its last filing, as Redis wrote it. */
+interface Member {
+  readonly id: SessionId
+  readonly score: string
+}
+
+const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Effect<Services> =>
   Effect.sync(() => {
     const prefix = options?.keyPrefix ?? DEFAULT_KEY_PREFIX
+    const setPrefix = prefix + "user:"
+    // No script on a Cluster may touch a session's key and its user's set (two slots): see `fileFirst`.
+    const clustered = client instanceof Cluster
     const sender: Sender = {
       deadlines: options?.operationTimeout === undefined
         ? undefined
@@ -263,47 +337,127 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
     }
     client.defineCommand(Internal.CREATE_COMMAND, { numberOfKeys: 1, lua: Internal.createScript })
     client.defineCommand(Internal.SAVE_COMMAND, { numberOfKeys: 1, lua: Internal.saveScript })
+    client.defineCommand(Internal.CREATE_INDEXED_COMMAND, { numberOfKeys: 2, lua: Internal.createIndexedScript })
+    client.defineCommand(Internal.SAVE_INDEXED_COMMAND, { numberOfKeys: 2, lua: Internal.saveIndexedScript })
+    client.defineCommand(Internal.DELETE_INDEXED_COMMAND, { numberOfKeys: 1, lua: Internal.deleteIndexedScript })
+    client.defineCommand(Internal.FILE_COMMAND, { numberOfKeys: 1, lua: Internal.fileScript })
+    client.defineCommand(Internal.REVOKE_COMMAND, { numberOfKeys: 1, lua: Internal.revokeScript })
+    client.defineCommand(Internal.PRUNE_IF_COMMAND, { numberOfKeys: 1, lua: Internal.pruneIfScript })
+    client.defineCommand(Internal.PRUNE_CHECKED_COMMAND, { numberOfKeys: 2, lua: Internal.pruneCheckedScript })
     const scripts = client as unknown as Scripts
+
+    /*
+     * The index: a sorted set per user, `<keyPrefix>user:<userKey>`, of the ids of the user's sessions, each
+     * scored with the app-clock time it was last filed; each record's head names its user key, so a script on
+     * the record's key knows whom it belongs to. The set's TTL is raised to the longest record TTL filed in it.
+     *
+     * Standalone, one script writes a record and its sets (files it under its user, takes it out of its old
+     * user's), so the set is exact after every write, and a prune removes a member in the step that checks its
+     * record. On a Cluster the two keys live in different slots, so a
+     * create or save first files the id under its user (and waits for that), then writes the record:
+     *
+     * - Never alive and unlisted: a record becomes live, or becomes a user's, only after its id was filed in that
+     *   user's set, and a member leaves a set only when pruned, which a Cluster does only to a member whose record
+     *   was read expired or was deleted by this revoke (neither comes back: a save of it is `Gone`), or read
+     *   missing or someone else's with its last filing older than `PRUNE_GRACE_MS` (longer than any write in
+     *   flight between its filing and its record write), and in every case only if the member's score is
+     *   unchanged since its record was read (a newer filing, so a write in flight, keeps it).
+     * - A save that moves a session to another user or unbinds it leaves it in its old user's set (removing it
+     *   there could race a save moving it back, which files first and writes after): a stale member is harmless,
+     *   since list and revoke check each member against its record, and it is pruned later.
+     * - Revoke: the set's members are read, then each record is deleted by a script on its key only if it still
+     *   belongs to the user. Every session of the user whose write finished before revoke began was filed before
+     *   that read, so it is deleted; a save of it racing the revoke either ran before the delete (and is deleted
+     *   with it) or finds no record and is `Gone`.
+     */
+    const fileFirst = (method: "create" | "save", userKey: string, id: SessionId, now: string, ttl: string) =>
+      call(
+        sender,
+        method,
+        () => scripts[Internal.FILE_COMMAND](setPrefix + userKey, id, now, ttl),
+        () => Effect.void
+      )
+
+    const created = (record: SessionRecord.SessionRecord) => (reply: number) =>
+      reply === Internal.Reply.Written ? Effect.succeed(record) : Effect.fail(scriptFailure("create", reply))
+    const saved = (record: SessionRecord.SessionRecord) => (reply: number) =>
+      reply === Internal.Reply.Written
+        ? Effect.succeed({
+          id: record.id,
+          data: record.data,
+          expiresAt: record.expiresAt,
+          version: record.version + 1
+        })
+        : Effect.fail(scriptFailure("save", reply))
 
     const backend: SessionStore.Backend = {
       name: "RedisStore",
       system: "redis",
-      create: (record, json, now) =>
-        call(
+      create: (record, json, now) => {
+        const userKey = Binding.userKeyOf(record.data)
+        const key = prefix + record.id
+        const value = Internal.encodeValue(record.version, record.expiresAt, json, userKey)
+        const at = String(now)
+        const ttl = String(Internal.ttlMillis(record.expiresAt, now))
+        if (!clustered) {
+          return call(
+            sender,
+            "create",
+            () =>
+              scripts[Internal.CREATE_INDEXED_COMMAND](
+                key,
+                userKey === undefined ? key : setPrefix + userKey,
+                value,
+                at,
+                ttl,
+                userKey ?? "",
+                record.id
+              ),
+            created(record)
+          )
+        }
+        const write = call(
           sender,
           "create",
-          () =>
-            scripts[Internal.CREATE_COMMAND](
-              prefix + record.id,
-              Internal.encodeValue(record.version, record.expiresAt, json),
-              String(now),
-              String(Internal.ttlMillis(record.expiresAt, now))
-            ),
-          (reply) =>
-            reply === Internal.Reply.Written ? Effect.succeed(record) : Effect.fail(scriptFailure("create", reply))
-        ),
-      save: (record, json, now) =>
-        call(
+          () => scripts[Internal.CREATE_COMMAND](key, value, at, ttl),
+          created(record)
+        )
+        return userKey === undefined ? write : Effect.zipRight(fileFirst("create", userKey, record.id, at, ttl), write)
+      },
+      save: (record, json, now) => {
+        const userKey = Binding.userKeyOf(record.data)
+        const key = prefix + record.id
+        const value = Internal.encodeValue(record.version + 1, record.expiresAt, json, userKey)
+        const at = String(now)
+        const ttl = String(Internal.ttlMillis(record.expiresAt, now))
+        const version = String(record.version)
+        if (!clustered) {
+          return call(
+            sender,
+            "save",
+            () =>
+              scripts[Internal.SAVE_INDEXED_COMMAND](
+                key,
+                userKey === undefined ? key : setPrefix + userKey,
+                value,
+                version,
+                at,
+                ttl,
+                userKey ?? "",
+                record.id,
+                setPrefix
+              ),
+            saved(record)
+          )
+        }
+        const write = call(
           sender,
           "save",
-          () =>
-            scripts[Internal.SAVE_COMMAND](
-              prefix + record.id,
-              Internal.encodeValue(record.version + 1, record.expiresAt, json),
-              String(record.version),
-              String(now),
-              String(Internal.ttlMillis(record.expiresAt, now))
-            ),
-          (reply) =>
-            reply === Internal.Reply.Written
-              ? Effect.succeed({
-                id: record.id,
-                data: record.data,
-                expiresAt: record.expiresAt,
-                version: record.version + 1
-              })
-              : Effect.fail(scriptFailure("save", reply))
-        ),
+          () => scripts[Internal.SAVE_COMMAND](key, value, version, at, ttl),
+          saved(record)
+        )
+        return userKey === undefined ? write : Effect.zipRight(fileFirst("save", userKey, record.id, at, ttl), write)
+      },
       load: (id: SessionId, now) =>
         call(sender, "load", () => client.get(prefix + id), (value) => {
           if (value === null) return NOT_FOUND
@@ -314,13 +468,164 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
             ? Effect.fail(StoreError.rule("Decode", "load", decoded.rule))
             : Effect.succeed(Option.some(decoded))
         }),
-      delete: (id: SessionId) => call(sender, "delete", () => client.unlink(prefix + id), () => Effect.void)
+      delete: clustered
+        ? (id: SessionId) => call(sender, "delete", () => client.unlink(prefix + id), () => Effect.void)
+        : (id: SessionId) =>
+          call(
+            sender,
+            "delete",
+            () => scripts[Internal.DELETE_INDEXED_COMMAND](prefix + id, id, setPrefix),
+            () => Effect.void
+          )
     }
-    return SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans })
+
+    const members = (method: string, setKey: string): Effect.Effect<Array<Member>, StoreError.StoreError> =>
+      call(sender, method, () => client.zrange(setKey, 0, -1, "WITHSCORES"), (reply) => {
+        const out: Array<Member> = []
+        for (let i = 0; i + 1 < reply.length; i += 2) {
+          if (reply[i] !== Internal.MAX_TTL_MEMBER) out.push({ id: reply[i] as SessionId, score: reply[i + 1] })
+        }
+        return Effect.succeed(out)
+      })
+
+    /**
+     * Prunes members found dead: standalone by a script that checks the record in the same step; on a Cluster
+     * only if the member's score is unchanged since it was read, and, for a missing or foreign record, only past
+     * the grace (see above). `settled` lists members whose record was read expired or was deleted by a revoke:
+     * those need no grace.
+     */
+    const prune = (
+      method: string,
+      setKey: string,
+      userKey: string,
+      dead: ReadonlyArray<Member>,
+      settled: ReadonlySet<SessionId>,
+      now: number
+    ): Effect.Effect<void, StoreError.StoreError> => {
+      const at = String(now)
+      const ripe = clustered
+        ? dead.filter((m) => settled.has(m.id) || now - Number(m.score) > PRUNE_GRACE_MS)
+        : dead
+      return Effect.forEach(
+        chunks(ripe, INDEX_BATCH),
+        (batch) =>
+          Effect.forEach(batch, (m) =>
+            call(
+              sender,
+              method,
+              () =>
+                clustered
+                  ? scripts[Internal.PRUNE_IF_COMMAND](setKey, m.id, m.score)
+                  : scripts[Internal.PRUNE_CHECKED_COMMAND](prefix + m.id, setKey, m.id, userKey, at),
+              () => Effect.void
+            ), { concurrency: "unbounded", discard: true }),
+        { discard: true }
+      )
+    }
+
+    const spans = options?.spans ?? true
+    const index = SessionIndex.make({
+      list: (userId) =>
+        withClockAndSpan(
+          (now) =>
+            Effect.gen(function*() {
+              const userKey = Binding.userKey(userId)
+              const setKey = setPrefix + userKey
+              const found = yield* members("list", setKey)
+              const out: Array<SessionIndex.Entry> = []
+              const dead: Array<Member> = []
+              const expired = new Set<SessionId>()
+              for (const batch of chunks(found, INDEX_BATCH)) {
+                const values = yield* Effect.forEach(
+                  batch,
+                  (m) =>
+                    call(sender, "list", () => client.get(prefix + m.id), (v) => Effect.succeed(v)).pipe(
+                      // A key of another type under a session's name is a corrupt record: skipped, not a failure.
+                      Effect.catchIf((e) => e.reason === "Decode", () => Effect.succeed(CORRUPT))
+                    ),
+                  { concurrency: "unbounded" }
+                )
+                for (let i = 0; i < batch.length; i++) {
+                  const m = batch[i]
+                  const value = values[i]
+                  if (value === CORRUPT) {
+                    dead.push(m)
+                    continue
+                  }
+                  if (value === null) {
+                    dead.push(m)
+                    continue
+                  }
+                  const record = Internal.decodeValue(m.id, value, now)
+                  if (record === undefined) {
+                    dead.push(m)
+                    expired.add(m.id)
+                    continue
+                  }
+                  // A corrupt record is skipped, never a failure of the listing.
+                  const entry = record instanceof Internal.Malformed
+                    ? undefined
+                    : Binding.entryOf(m.id, record.data, record.expiresAt, userId)
+                  if (entry === undefined) dead.push(m)
+                  else out.push(entry)
+                }
+              }
+              if (dead.length > 0) yield* prune("list", setKey, userKey, dead, expired, now)
+              return out.sort(Binding.byRecency)
+            }),
+          spans,
+          "RedisStore.index.list",
+          SPAN
+        ),
+      revokeIds: (userId, revokeOptions) =>
+        withClockAndSpan(
+          (now) =>
+            Effect.gen(function*() {
+              const userKey = Binding.userKey(userId)
+              const setKey = setPrefix + userKey
+              const at = String(now)
+              const found = yield* members("revoke", setKey)
+              const revoked: Array<SessionId> = []
+              const dead: Array<Member> = []
+              const deleted = new Set<SessionId>()
+              for (const batch of chunks(found.filter((m) => m.id !== revokeOptions?.except), INDEX_BATCH)) {
+                const replies = yield* Effect.forEach(
+                  batch,
+                  (m) =>
+                    call(
+                      sender,
+                      "revoke",
+                      () => scripts[Internal.REVOKE_COMMAND](prefix + m.id, userKey, at),
+                      (reply) => Effect.succeed(reply)
+                    ),
+                  { concurrency: "unbounded" }
+                )
+                for (let i = 0; i < batch.length; i++) {
+                  const reply = replies[i]
+                  if (reply === Internal.Revoked.Live) revoked.push(batch[i].id)
+                  // A record this revoke deleted is pruned without the grace, yet still only if nothing filed its id
+                  // since (a create may reuse a free id).
+                  if (reply === Internal.Revoked.Live || reply === Internal.Revoked.Expired) deleted.add(batch[i].id)
+                  dead.push(batch[i])
+                }
+              }
+              if (dead.length > 0) yield* prune("revoke", setKey, userKey, dead, deleted, now)
+              return revoked
+            }),
+          spans,
+          "RedisStore.index.revoke",
+          SPAN
+        )
+    })
+
+    return {
+      store: SessionStore.make(backend, { maxDataBytes: options?.maxDataBytes, spans: options?.spans }),
+      index
+    }
   })
 
 /**
- * `layerClient` provides the store over a client the app owns and closes itself. See `make` for the
+ * `layerClient` provides the store and its `SessionIndex` over a client the app owns and closes itself. See `make` for the
  * retry-queue risk of ioredis's defaults.
  *
  * @since 0.1.0
@@ -328,8 +633,11 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
 export const layerClient = (
   client: Redis | Cluster,
   options?: StoreOptions
-): Layer.Layer<SessionStore.SessionStore, StoreError.StoreConfigError> =>
-  Layer.effect(SessionStore.SessionStore, make(client, options))
+): Layer.Layer<SessionStore.SessionStore | SessionIndex.SessionIndex, StoreError.StoreConfigError> =>
+  Layer.effectContext(Effect.map(makeWithIndex(client, options), toContext))
+
+const toContext = (services: Services): Context.Context<SessionStore.SessionStore | SessionIndex.SessionIndex> =>
+  Context.make(SessionStore.SessionStore, services.store).pipe(Context.add(SessionIndex.SessionIndex, services.index))
 
 const millis = (d: Duration.DurationInput | undefined, fallback: Duration.Duration): number =>
   Math.max(1, Math.round(Duration.toMillis(d ?? fallback)))
@@ -459,7 +767,7 @@ export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, 
   })
 
 /**
- * `layer` connects to a standalone Redis and provides the store; the connection is closed when the layer is
+ * `layer` connects to a standalone Redis and provides the store and its `SessionIndex`; the connection is closed when the layer is
  * released. Construction fails with `StoreConfigError` on a refused option (before connecting) and with
  * `Unavailable` when Redis cannot be reached.
  *
@@ -467,29 +775,35 @@ export const connectCluster = (options: ClusterOptions): Effect.Effect<Cluster, 
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | StoreError.StoreConfigError> =>
-  Layer.scoped(
-    SessionStore.SessionStore,
+): Layer.Layer<
+  SessionStore.SessionStore | SessionIndex.SessionIndex,
+  StoreError.StoreError | StoreError.StoreConfigError
+> =>
+  Layer.scopedContext(
     Effect.zipRight(
       checkOptions(options),
-      Effect.flatMap(connect(options), (client) => make(client, withDeadline(options ?? {})))
+      Effect.flatMap(connect(options), (client) =>
+        Effect.map(makeWithIndex(client, withDeadline(options ?? {})), toContext))
     )
   )
 
 /**
- * `layerCluster` connects to a Redis Cluster and provides the store; the client is closed when the layer is
+ * `layerCluster` connects to a Redis Cluster and provides the store and its `SessionIndex`; the client is closed when the layer is
  * released. Construction fails with `StoreConfigError` on a refused option, before connecting.
  *
  * @since 0.1.0
  */
 export const layerCluster = (
   options: ClusterOptions
-): Layer.Layer<SessionStore.SessionStore, StoreError.StoreError | StoreError.StoreConfigError> =>
-  Layer.scoped(
-    SessionStore.SessionStore,
+): Layer.Layer<
+  SessionStore.SessionStore | SessionIndex.SessionIndex,
+  StoreError.StoreError | StoreError.StoreConfigError
+> =>
+  Layer.scopedContext(
     Effect.zipRight(
       checkOptions(options),
-      Effect.flatMap(connectCluster(options), (client) => make(client, withDeadline(options)))
+      Effect.flatMap(connectCluster(options), (client) =>
+        Effect.map(makeWithIndex(client, withDeadline(options)), toContext))
     )
   )
 
@@ -501,7 +815,7 @@ export const layerCluster = (
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
-  SessionStore.SessionStore,
+  SessionStore.SessionStore | SessionIndex.SessionIndex,
   StoreError.StoreError | StoreError.StoreConfigError | ConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
 

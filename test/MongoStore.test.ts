@@ -6,13 +6,13 @@
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Option, Redacted } from "effect"
-import { SessionData, SessionId, SessionStore, SessionToken } from "effect-sessions"
+import { Session, SessionData, SessionId, SessionIndex, SessionStore, SessionToken } from "effect-sessions"
 import * as MongoStore from "effect-sessions/MongoStore"
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { MongoClient, MongoServerError } from "mongodb"
 import { randomBytes } from "node:crypto"
 import * as Internal from "../src/internal/mongo.js"
-import { freshRecord, shiftedClock, sparePort, unreachable } from "./support/redis.js"
+import { boundData, freshRecord, shiftedClock, sparePort, unreachable } from "./support/redis.js"
 
 const id = SessionId.fromToken(SessionToken.unsafeGenerate())
 const record = { id, data: SessionData.fromEntries([["user", "ada"]]), expiresAt: 1_800_000_000_000, version: 3 }
@@ -56,7 +56,10 @@ describe("MongoStore documents and operations (no server needed)", () => {
     const now = 1_700_000_000_000
     const op = Internal.createOperation(document, now)
     assert.deepStrictEqual(op.filter, { _id: id, expiresAt: { $lte: new Date(now) } })
-    assert.deepStrictEqual(op.update, { $set: { data: json, expiresAt: new Date(record.expiresAt), version: 3 } })
+    assert.deepStrictEqual(op.update, {
+      $set: { data: json, expiresAt: new Date(record.expiresAt), version: 3 },
+      $unset: { userKey: "" }
+    })
     assert.deepStrictEqual(op.options, { upsert: true })
   })
 
@@ -64,7 +67,40 @@ describe("MongoStore documents and operations (no server needed)", () => {
     const now = 1_700_000_000_000
     const op = Internal.saveOperation(document, 3, now)
     assert.deepStrictEqual(op.filter, { _id: id, version: 3, expiresAt: { $gt: new Date(now) } })
-    assert.deepStrictEqual(op.update, { $set: { data: json, expiresAt: new Date(record.expiresAt), version: 4 } })
+    assert.deepStrictEqual(op.update, {
+      $set: { data: json, expiresAt: new Date(record.expiresAt), version: 4 },
+      $unset: { userKey: "" }
+    })
+  })
+
+  it("a bound session's document carries its user key (a digest), set by create and save; the index covers it", () => {
+    const bound = { ...record, data: boundData("ada@example.com") }
+    const doc = Either.getOrThrow(Internal.toDocument(bound, json))
+    const userKey = SessionIndex.userKey("ada@example.com")
+    assert.strictEqual(doc.userKey, userKey)
+    assert.notInclude(JSON.stringify(doc.userKey), "ada")
+    const now = 1_700_000_000_000
+    assert.deepStrictEqual(Internal.createOperation(doc, now).update, {
+      $set: { data: json, expiresAt: new Date(record.expiresAt), version: 3, userKey }
+    })
+    assert.deepStrictEqual(Internal.saveOperation(doc, 3, now).update, {
+      $set: { data: json, expiresAt: new Date(record.expiresAt), version: 4, userKey }
+    })
+    // a moved session's tombstone belongs to nobody: its save removes the key
+    const moved = {
+      ...record,
+      data: SessionData.fromEntries([[Session.META_KEY, { createdAt: 1, user: { id: "ada" }, movedAt: 5 }]])
+    }
+    assert.isUndefined(Either.getOrThrow(Internal.toDocument(moved, json)).userKey)
+    assert.deepStrictEqual(Internal.userIndex, {
+      key: { userKey: 1, expiresAt: 1 },
+      options: { name: "userKey_expiresAt", partialFilterExpression: { userKey: { $exists: true } } }
+    })
+    assert.deepStrictEqual(Internal.liveOfUser(userKey, now, id), {
+      userKey,
+      expiresAt: { $gt: new Date(now) },
+      _id: { $ne: id }
+    })
   })
 
   it("a save that matched nothing is Gone without a live document, Conflict with one", () => {
@@ -178,6 +214,7 @@ if (mongoUrl !== undefined && mongoUrl !== "") {
   afterAll(dropCollection)
 
   runContractSuite("MongoStore contract (MONGODB_URL)", MongoStore.layer(options), { live: true })
+  runIndexContractSuite("MongoStore index contract (MONGODB_URL)", MongoStore.layer(options), { live: true })
 
   describe("MongoStore on the server at MONGODB_URL", () => {
     const Live = MongoStore.layer(options)
@@ -191,6 +228,8 @@ if (mongoUrl !== undefined && mongoUrl !== "") {
         const ttl = indexes.find((i) => i.name === "expiresAt_ttl")
         assert.deepStrictEqual(ttl?.key, { expiresAt: 1 })
         assert.strictEqual(ttl?.expireAfterSeconds, 120)
+        const byUser = indexes.find((i) => i.name === "userKey_expiresAt")
+        assert.deepStrictEqual(byUser?.key, { userKey: 1, expiresAt: 1 })
       }).pipe(Effect.scoped))
 
     it.live("with the Clock past expiry, load is none while the document is still stored", () =>

@@ -1,11 +1,21 @@
 import { afterAll, assert, beforeAll, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
 import type { StoreError } from "effect-sessions"
-import { SessionData, SessionStore } from "effect-sessions"
+import { SessionData, SessionIndex, SessionStore } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
-import { runContractSuite } from "effect-sessions/testing"
+import { runContractSuite, runIndexContractSuite } from "effect-sessions/testing"
 import { Redis } from "ioredis"
-import { deletePrefix, freshRecord, race, shiftedClock, uniquePrefix, unreachable } from "./support/redis.js"
+import { checkIndexRace } from "./support/indexRace.js"
+import {
+  boundData,
+  deletePrefix,
+  freshRecord,
+  freshUser,
+  race,
+  shiftedClock,
+  uniquePrefix,
+  unreachable
+} from "./support/redis.js"
 import { describeService, env } from "./support/services.js"
 
 const url = `redis://${env.redisHost}:${env.redisPort}`
@@ -24,6 +34,7 @@ await describeService("RedisStore (standalone)", env.redisHost, env.redisPort, (
   const StoreLive = RedisStore.layer({ url: Redacted.make(url), keyPrefix: prefix })
 
   runContractSuite("contract", StoreLive, { live: true })
+  runIndexContractSuite("index contract", StoreLive, { live: true })
   const withStore = <A, E>(f: (store: SessionStore.Service) => Effect.Effect<A, E>) =>
     Effect.flatMap(SessionStore.SessionStore, f).pipe(Effect.provide(StoreLive))
 
@@ -220,4 +231,57 @@ await describeService("RedisStore (standalone)", env.redisHost, env.redisPort, (
         commandTimeout: "1 second"
       })
     ))
+
+  it.live("a bound session's value names its user key; its user's set follows create, save and delete", () =>
+    Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const index = yield* SessionIndex.SessionIndex
+      const u = freshUser()
+      const v = freshUser()
+      const setKey = (userId: string) => `${prefix}user:${SessionIndex.userKey(userId)}`
+      // the set's own bookkeeping member ("!", the longest TTL filed) is no session
+      const members = (userId: string) =>
+        Effect.map(Effect.promise(() => raw.zrange(setKey(userId), 0, -1)), (ids) => ids.filter((m) => m !== "!"))
+      const record = { ...freshRecord({}, 120_000), data: boundData(u) }
+      yield* store.create(record)
+      const value = yield* Effect.promise(() => raw.get(prefix + record.id))
+      assert.isTrue(value!.startsWith(`1:${record.expiresAt}:${SessionIndex.userKey(u)}:{`))
+      assert.deepStrictEqual(yield* members(u), [record.id])
+      const pttl = yield* Effect.promise(() => raw.pttl(setKey(u)))
+      assert.isAtLeast(pttl, 110_000)
+      // standalone, one script moves the member with the write
+      const saved = yield* store.save({ ...record, data: boundData(v) })
+      assert.deepStrictEqual(yield* members(u), [])
+      assert.deepStrictEqual(yield* members(v), [record.id])
+      yield* store.save({ ...saved, data: SessionData.fromEntries([["n", 1]]) })
+      assert.deepStrictEqual(yield* members(v), [])
+      const other = yield* store.create({ ...freshRecord({}, 120_000), data: boundData(u) })
+      yield* store.delete(other.id)
+      assert.deepStrictEqual(yield* members(u), [])
+      assert.deepStrictEqual(yield* index.list(u), [])
+      yield* store.delete(record.id)
+    }).pipe(Effect.provide(StoreLive)))
+
+  it.live("a member whose record vanished or is corrupt is skipped by list and pruned at once", () =>
+    Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const index = yield* SessionIndex.SessionIndex
+      const u = freshUser()
+      const setKey = `${prefix}user:${SessionIndex.userKey(u)}`
+      const kept = yield* store.create({ ...freshRecord({}, 120_000), data: boundData(u) })
+      const vanished = yield* store.create({ ...freshRecord({}, 120_000), data: boundData(u) })
+      const corrupt = yield* store.create({ ...freshRecord({}, 120_000), data: boundData(u) })
+      yield* Effect.promise(() => raw.unlink(prefix + vanished.id))
+      yield* Effect.promise(() => raw.set(prefix + corrupt.id, "not a record"))
+      assert.deepStrictEqual((yield* index.list(u)).map((e) => e.id), [kept.id])
+      assert.deepStrictEqual(yield* Effect.promise(() => raw.zrange(setKey, 0, -1)), ["!", kept.id])
+      yield* Effect.promise(() => raw.unlink(prefix + corrupt.id))
+      yield* store.delete(kept.id)
+    }).pipe(Effect.provide(StoreLive)))
+
+  it.live(
+    "racing creates, failing creates, saves, deletes, lists and revokes never leave a live session unlisted",
+    () => checkIndexRace("standalone").pipe(Effect.provide(StoreLive)),
+    60_000
+  )
 })

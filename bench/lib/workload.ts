@@ -104,6 +104,12 @@ export const boundSessionData = (index: number, write: number): SessionData => (
   ...bindingOf(index, write)
 })
 
+/** Session i's data bound to user `i % users`, as `Session.bindUser` stores it. */
+export const boundData = (index: number, write: number, users: number): SessionData => ({
+  ...plainData(index, write),
+  [META_KEY]: { createdAt: 1, user: { id: `user-${index % users}`, authenticatedAt: 2 + write }, refreshedAt: 3 }
+})
+
 /** About 300 bytes of JSON, different per session and per write. */
 export const sessionData = (index: number, write: number): SessionData => ({
   userId: `user-${index}`,
@@ -116,6 +122,8 @@ export const sessionData = (index: number, write: number): SessionData => ({
   preferences: { theme: "dark", locale: "en-GB", timezone: "Europe/London", pageSize: 25 },
   flags: { beta: index % 2 === 0, onboarding: false }
 })
+
+const plainData = sessionData
 
 export const percentile = (sorted: Float64Array, p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
@@ -200,10 +208,17 @@ export const storeOps = (
     readonly seedConcurrency?: number
     /** Bind every session to a user (`boundSessionData`), so an indexing store files it on each write. */
     readonly bound?: boolean
+    /** Bind session i to user `i % users` (the metadata `Session.bindUser` writes), for a store's index to file. */
+    readonly users?: number
   }
 ): Effect.Effect<Ops<unknown, never>, unknown> =>
   Effect.gen(function*() {
-    const dataOf = options?.bound === true ? boundSessionData : sessionData
+    const users = options?.users
+    const dataOf = options?.bound === true
+      ? boundSessionData
+      : users === undefined
+      ? sessionData
+      : (index: number, write: number) => boundData(index, write, users)
     const records: Array<SessionRecord.SessionRecord> = new Array(plan.ids.length)
     const now = Date.now()
     yield* Effect.forEach(

@@ -7,13 +7,18 @@ import * as Either from "effect/Either"
 import type { SessionId } from "../SessionId.js"
 import * as SessionRecord from "../SessionRecord.js"
 import * as StoreError from "../StoreError.js"
+import * as Binding from "./binding.js"
 
-/** A session as stored: the data as its JSON text, `expiresAt` as a BSON date (for the TTL index). */
+/**
+ * A session as stored: the data as its JSON text, `expiresAt` as a BSON date (for the TTL index), and for a
+ * session bound to a user the user's key (`SessionIndex.userKey`, a digest, never the user id) for the index.
+ */
 export interface SessionDocument {
   readonly _id: string
   readonly data: string
   readonly expiresAt: Date
   readonly version: number
+  readonly userKey?: string
 }
 
 /** The largest instant a `Date` (and so a BSON date) can hold, in epoch ms. */
@@ -21,6 +26,9 @@ export const MAX_DATE_MS = 8.64e15
 
 /** The name of the TTL index `migrate` creates. */
 export const TTL_INDEX_NAME = "expiresAt_ttl"
+
+/** The name of the per-user index `migrate` creates. */
+export const USER_INDEX_NAME = "userKey_expiresAt"
 
 /** The driver's code for a duplicate key. */
 export const DUPLICATE_KEY = 11000
@@ -39,12 +47,24 @@ export const toDocument = (
   record: SessionRecord.SessionRecord,
   json: string
 ): Either.Either<SessionDocument, string> =>
-  Either.map(toDate(record.expiresAt), (expiresAt) => ({
-    _id: record.id,
-    data: json,
-    expiresAt,
-    version: record.version
-  }))
+  Either.map(toDate(record.expiresAt), (expiresAt) => {
+    const userKey = Binding.userKeyOf(record.data)
+    return userKey === undefined
+      ? { _id: record.id, data: json, expiresAt, version: record.version }
+      : { _id: record.id, data: json, expiresAt, version: record.version, userKey }
+  })
+
+/**
+ * The update that writes `document`'s fields at `version`: the user key is set with the data, or removed when the
+ * session is bound to no one (an unbound, moved or rebound session leaves its old user's index in the same write).
+ */
+const writeUpdate = (document: SessionDocument, version: number) =>
+  document.userKey === undefined
+    ? {
+      $set: { data: document.data, expiresAt: document.expiresAt, version },
+      $unset: { userKey: "" }
+    } as const
+    : { $set: { data: document.data, expiresAt: document.expiresAt, version, userKey: document.userKey } } as const
 
 /**
  * `fromDocument` reads a stored document back into a record, or names the broken rule (never a value).
@@ -69,7 +89,7 @@ export const idFilter = (id: SessionId): { readonly _id: string } => ({ _id: id 
  */
 export const createOperation = (document: SessionDocument, now: number) => ({
   filter: { _id: document._id, expiresAt: { $lte: new Date(now) } },
-  update: { $set: { data: document.data, expiresAt: document.expiresAt, version: document.version } },
+  update: writeUpdate(document, document.version),
   options: { upsert: true }
 } as const)
 
@@ -79,7 +99,7 @@ export const createOperation = (document: SessionDocument, now: number) => ({
  */
 export const saveOperation = (document: SessionDocument, expectedVersion: number, now: number) => ({
   filter: { _id: document._id, version: expectedVersion, expiresAt: { $gt: new Date(now) } },
-  update: { $set: { data: document.data, expiresAt: document.expiresAt, version: expectedVersion + 1 } }
+  update: writeUpdate(document, expectedVersion + 1)
 } as const)
 
 /** The projection of the read that follows a save that matched nothing. */
@@ -100,6 +120,21 @@ export const ttlIndex = (graceSeconds: number) => ({
   key: { expiresAt: 1 },
   options: { name: TTL_INDEX_NAME, expireAfterSeconds: Math.max(0, Math.floor(graceSeconds)) }
 } as const)
+
+/**
+ * The per-user index: the live sessions of a user are one range of it (`userKey` equal, `expiresAt` above now);
+ * partial, so unbound sessions cost it nothing.
+ */
+export const userIndex = {
+  key: { userKey: 1, expiresAt: 1 },
+  options: { name: USER_INDEX_NAME, partialFilterExpression: { userKey: { $exists: true } } }
+} as const
+
+/** The filter of a user's sessions live at `now`, but `except`. */
+export const liveOfUser = (userKey: string, now: number, except?: string) =>
+  except === undefined
+    ? { userKey, expiresAt: { $gt: new Date(now) } }
+    : { userKey, expiresAt: { $gt: new Date(now) }, _id: { $ne: except } }
 
 /** The `collMod` command that changes the grace of an existing TTL index. */
 export const ttlCollMod = (collection: string, graceSeconds: number) => ({

@@ -13,12 +13,20 @@ import type { SessionId } from "../SessionId.js"
 import type * as SessionRecord from "../SessionRecord.js"
 import * as StoreError from "../StoreError.js"
 
-/** Longest possible head: 16 digits, `:`, a sign and 16 digits, `:`. `GETRANGE 0 40` always covers it. */
-export const HEAD_BYTES = 41
+/**
+ * Longest possible head: 16 digits, `:`, a sign and 16 digits, `:`, then a user key (43 characters) and `:`.
+ * `GETRANGE 0 HEAD_BYTES - 1` always covers it.
+ */
+export const HEAD_BYTES = 80
 
-/** `encodeValue` lays a record out as the stored string. */
-export const encodeValue = (version: number, expiresAt: number, json: string): string =>
-  `${version}:${expiresAt}:${json}`
+/**
+ * `encodeValue` lays a record out as the stored string: `version:expiresAt:json`, or
+ * `version:expiresAt:userKey:json` for a session bound to a user, so a script reads whom a record belongs to
+ * from its head. JSON data is an object (it starts with `{`) and a user key is base64url, so the two layouts never
+ * read as each other, and values written before the index existed read as unbound.
+ */
+export const encodeValue = (version: number, expiresAt: number, json: string, userKey?: string): string =>
+  userKey === undefined ? `${version}:${expiresAt}:${json}` : `${version}:${expiresAt}:${userKey}:${json}`
 
 /** The integer written in `value[from, to)` (decimal digits, an optional leading `-`), or `undefined`. */
 const parseInteger = (value: string, from: number, to: number): number | undefined => {
@@ -57,7 +65,9 @@ export const decodeValue = (
   const expiresAt = second < 0 ? undefined : parseInteger(value, first + 1, second)
   if (version === undefined || version < 1 || expiresAt === undefined) return NO_HEAD
   if (expiresAt <= now) return undefined
-  const data = SessionData.decode(value.slice(second + 1))
+  // A bound session's head carries the user key before the JSON object.
+  const third = value.charCodeAt(second + 1) === 123 ? second : value.indexOf(":", second + 1) // "{"
+  const data = SessionData.decode(value.slice(third + 1))
   return Either.isRight(data) ? { id, data: data.right, expiresAt, version } : new Malformed(data.left)
 }
 
@@ -72,13 +82,43 @@ export const Reply = {
   Malformed: -1
 } as const
 
+/** Reads the head of KEYS[1]: `v` the version, `e` the expiry, `u` the user key (`''` when unbound). */
 const readHead = `
 local head = redis.call('GETRANGE', KEYS[1], 0, ${HEAD_BYTES - 1})
-local v, e
+local v, e, u
 if head ~= '' then
-  v, e = string.match(head, '^(%d+):(%-?%d+):')
+  v, e, u = string.match(head, '^(%d+):(%-?%d+):([%w_%-]*)')
   if not v then return ${Reply.Malformed} end
 end
+`
+
+/**
+ * How long after a member's last filing its record may still be unwritten (a create files first on a Cluster), or
+ * an app instance's clock may lag another's: no member is pruned as missing or someone else's before that.
+ */
+export const PRUNE_GRACE_MS = 5 * 60 * 1000
+
+/**
+ * The member of a user's set that holds, as minus its score, the longest TTL ever filed in the set: never a
+ * session id (those are base64url).
+ */
+export const MAX_TTL_MEMBER = "!"
+
+/**
+ * Files member `id` in the user's sorted set `key` at score `now`, raises the longest TTL the set has seen and its
+ * own TTL to at least `ttl`, and drops members filed longer ago than that longest TTL (and the grace): every write
+ * of a bound session files it again, so such a member's record has expired. Sets of users who never list nor
+ * revoke stay bounded by the sessions filed within one longest TTL.
+ */
+const file = (key: string, id: string, now: string, ttl: string) => `
+redis.call('ZADD', ${key}, ${now}, ${id})
+local longest = -tonumber(redis.call('ZSCORE', ${key}, '${MAX_TTL_MEMBER}') or '0')
+if longest < tonumber(${ttl}) then
+  longest = tonumber(${ttl})
+  redis.call('ZADD', ${key}, -longest, '${MAX_TTL_MEMBER}')
+end
+redis.call('ZREMRANGEBYSCORE', ${key}, 0, tonumber(${now}) - longest - ${PRUNE_GRACE_MS})
+if redis.call('PTTL', ${key}) < tonumber(${ttl}) then redis.call('PEXPIRE', ${key}, ${ttl}) end
 `
 
 /**
@@ -103,9 +143,105 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 return ${Reply.Written}
 `
 
+/**
+ * Standalone `create`, the record and its user's set in one step: KEYS[1] the key, KEYS[2] the user's set;
+ * ARGV[1] the value, ARGV[2] now, ARGV[3] the TTL, ARGV[4] the user key (`''` when unbound: KEYS[2] untouched),
+ * ARGV[5] the session id. A script on one server may touch both keys, so the set never lags the record.
+ */
+export const createIndexedScript = `${readHead}
+if v and tonumber(e) > tonumber(ARGV[2]) then return ${Reply.Taken} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if ARGV[4] ~= '' then ${file("KEYS[2]", "ARGV[5]", "ARGV[2]", "ARGV[3]")} end
+return ${Reply.Written}
+`
+
+/**
+ * Standalone `save`: KEYS[1] the key, KEYS[2] the new user's set; ARGV[1] the value, ARGV[2] the expected
+ * version, ARGV[3] now, ARGV[4] the TTL, ARGV[5] the new user key (or `''`), ARGV[6] the session id, ARGV[7]
+ * the prefix of set keys. Files the session under its new user and takes it out of its old user's set, with the
+ * write.
+ */
+export const saveIndexedScript = `${readHead}
+if not v or tonumber(e) <= tonumber(ARGV[3]) then return ${Reply.Gone} end
+if v ~= ARGV[2] then return ${Reply.Taken} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+if u ~= '' and u ~= ARGV[5] then redis.call('ZREM', ARGV[7] .. u, ARGV[6]) end
+if ARGV[5] ~= '' then ${file("KEYS[2]", "ARGV[6]", "ARGV[3]", "ARGV[4]")} end
+return ${Reply.Written}
+`
+
+/**
+ * Standalone `delete`: KEYS[1] the key; ARGV[1] the session id, ARGV[2] the prefix of set keys. Like the standalone
+ * `save`, it touches the old user's set, a key it learns from the record: a standalone server allows it, and no
+ * Cluster runs these scripts.
+ */
+export const deleteIndexedScript = `
+local head = redis.call('GETRANGE', KEYS[1], 0, ${HEAD_BYTES - 1})
+local u = string.match(head, '^%d+:%-?%d+:([%w_%-]+):')
+redis.call('UNLINK', KEYS[1])
+if u then redis.call('ZREM', ARGV[2] .. u, ARGV[1]) end
+return ${Reply.Written}
+`
+
+/** Cluster filing, the step before a record write: KEYS[1] the user's set; ARGV[1] the id, ARGV[2] now, ARGV[3] the TTL. */
+export const fileScript = `${file("KEYS[1]", "ARGV[1]", "ARGV[2]", "ARGV[3]")}
+return ${Reply.Written}
+`
+
+/** Replies of the revoke script. */
+export const Revoked = {
+  /** No record. */
+  Missing: 0,
+  /** The user's live record, deleted. */
+  Live: 1,
+  /** The user's expired record, deleted. */
+  Expired: 2,
+  /** The record belongs to someone else (or no one): untouched. */
+  Foreign: 3
+} as const
+
+/**
+ * `revoke` of one record: KEYS[1] the key; ARGV[1] the user key, ARGV[2] now. Deletes the record only if it
+ * still belongs to that user, checked in the step that deletes it.
+ */
+export const revokeScript = `${readHead}
+if not v then return ${Revoked.Missing} end
+if u ~= ARGV[1] then return ${Revoked.Foreign} end
+redis.call('UNLINK', KEYS[1])
+if tonumber(e) > tonumber(ARGV[2]) then return ${Revoked.Live} end
+return ${Revoked.Expired}
+`
+
+/**
+ * Cluster pruning: KEYS[1] the user's set; ARGV[1] the member, ARGV[2] the score it had when its record was read.
+ * Removes it only if no filing has happened since (a filing rewrites the score).
+ */
+export const pruneIfScript = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+`
+
+/**
+ * Standalone pruning: KEYS[1] the record's key, KEYS[2] the user's set; ARGV[1] the member, ARGV[2] the user key,
+ * ARGV[3] now. Removes the member unless the record is live and belongs to that user, judged in the same step.
+ */
+export const pruneCheckedScript = `
+local head = redis.call('GETRANGE', KEYS[1], 0, ${HEAD_BYTES - 1})
+local v, e, u = string.match(head, '^(%d+):(%-?%d+):([%w_%-]*)')
+if v and u == ARGV[2] and tonumber(e) > tonumber(ARGV[3]) then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`
+
 /** The names the scripts are registered under with `defineCommand` (namespaced, to stay clear of an app's own). */
 export const CREATE_COMMAND = "effectSessionsCreate"
 export const SAVE_COMMAND = "effectSessionsSave"
+export const CREATE_INDEXED_COMMAND = "effectSessionsCreateIndexed"
+export const SAVE_INDEXED_COMMAND = "effectSessionsSaveIndexed"
+export const DELETE_INDEXED_COMMAND = "effectSessionsDeleteIndexed"
+export const FILE_COMMAND = "effectSessionsFile"
+export const REVOKE_COMMAND = "effectSessionsRevoke"
+export const PRUNE_IF_COMMAND = "effectSessionsPruneIf"
+export const PRUNE_CHECKED_COMMAND = "effectSessionsPruneChecked"
 
 /**
  * `ttlMillis` is the relative TTL Redis gets: `expiresAt - now` by the app clock, at least 1 ms. Never `PXAT`:
