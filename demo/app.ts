@@ -1,12 +1,13 @@
 /**
  * The demo's routes: a page with a visit counter, a login form and a logout button (both POST,
- * CSRF-protected), and the session as JSON at `GET /api/session`.
+ * CSRF-protected), the logged-in user's sessions ("your sessions", with "log out other sessions"), and the
+ * session as JSON at `GET /api/session`. The demo has no passwords: the name typed at login is the user id.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Option, Schema } from "effect"
-import { Csrf, Session, SessionMiddleware } from "effect-sessions"
+import { Csrf, Session, SessionIndex, SessionMiddleware } from "effect-sessions"
 
 const Visits = Session.key("visits", Schema.Number)
 const User = Session.key("user", Schema.String)
@@ -22,13 +23,17 @@ const home = Effect.gen(function*() {
   yield* Visits.set(visits)
   const user = yield* User
   const csrf = yield* Csrf.token
-  return HttpServerResponse.html(page({ visits, user, csrf })).pipe(HttpServerResponse.setHeaders(noStore.headers))
+  const sessions = yield* SessionIndex.mine
+  return HttpServerResponse.html(page({ visits, user, csrf, sessions })).pipe(
+    HttpServerResponse.setHeaders(noStore.headers)
+  )
 })
 
 const login = Effect.gen(function*() {
   const form = yield* HttpServerRequest.schemaBodyUrlParams(LoginForm)
   yield* User.set(form.name)
   yield* Session.cycleId // a new token on login: a token planted before login is worth nothing after it
+  yield* Session.bindUser(form.name) // listed under the user, with the time and the browser's User-Agent
   return HttpServerResponse.redirect("/", { status: 303 })
 }).pipe(
   Effect.catchTag(
@@ -38,6 +43,9 @@ const login = Effect.gen(function*() {
 )
 
 const logout = Effect.as(Session.flush, HttpServerResponse.redirect("/logged-out", { status: 303 }))
+
+/** Ends every other session of the user: their next request finds no session. */
+const logoutOthers = Effect.as(SessionIndex.revokeOthers, HttpServerResponse.redirect("/", { status: 303 }))
 
 /** Touches no session, so it sets no cookie: after a logout the browser holds none. */
 const loggedOut = Effect.succeed(
@@ -57,6 +65,7 @@ export const app = HttpRouter.empty.pipe(
   HttpRouter.get("/", home),
   HttpRouter.post("/login", login),
   HttpRouter.post("/logout", logout),
+  HttpRouter.post("/sessions/logout-others", logoutOthers),
   HttpRouter.get("/logged-out", loggedOut),
   HttpRouter.get("/api/session", sessionJson),
   HttpRouter.use(Csrf.middleware()),
@@ -65,7 +74,35 @@ export const app = HttpRouter.empty.pipe(
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-const page = (props: { readonly visits: number; readonly user: Option.Option<string>; readonly csrf: string }) => {
+const time = (ms: number): string => new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"
+
+/** The user's sessions: device and times; everything shown is escaped (the User-Agent is the browser's). */
+const sessionsTable = (sessions: ReadonlyArray<SessionIndex.MineEntry>, csrf: string): string => {
+  const rows = sessions.map((s) =>
+    `<tr class="session${s.current ? " current" : ""}">
+        <td>${escapeHtml(s.device.userAgent ?? "unknown browser")}${
+      s.current ? " <strong>(this browser)</strong>" : ""
+    }</td>
+        <td>${time(s.authenticatedAt)}</td><td>${time(s.refreshedAt)}</td><td>${time(s.expiresAt)}</td>
+      </tr>`
+  ).join("\n      ")
+  const others = sessions.some((s) => !s.current)
+    ? `<form method="post" action="/sessions/logout-others">${csrf}<button type="submit">Log out other sessions</button></form>`
+    : ""
+  return `<h2>Your sessions</h2>
+    <table id="sessions">
+      <tr><th>Browser</th><th>Signed in</th><th>Last active</th><th>Expires</th></tr>
+      ${rows}
+    </table>
+    ${others}`
+}
+
+const page = (props: {
+  readonly visits: number
+  readonly user: Option.Option<string>
+  readonly csrf: string
+  readonly sessions: ReadonlyArray<SessionIndex.MineEntry>
+}) => {
   const csrf = `<input type="hidden" name="${Csrf.DEFAULT_FIELD}" value="${escapeHtml(props.csrf)}">`
   const account = Option.match(props.user, {
     onNone: () =>
@@ -75,7 +112,8 @@ const page = (props: { readonly visits: number; readonly user: Option.Option<str
       </form>`,
     onSome: (name) =>
       `<p>Logged in as <strong id="user">${escapeHtml(name)}</strong>.</p>
-      <form method="post" action="/logout">${csrf}<button type="submit">Log out</button></form>`
+      <form method="post" action="/logout">${csrf}<button type="submit">Log out</button></form>
+      ${sessionsTable(props.sessions, csrf)}`
   })
   return `<!doctype html>
 <html lang="en">

@@ -10,7 +10,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
-import { MemoryStore, SessionStore } from "effect-sessions"
+import { MemoryStore, type SessionIndex, SessionStore } from "effect-sessions"
 import * as RedisStore from "effect-sessions/RedisStore"
 import * as SqlStore from "effect-sessions/SqlStore"
 import type * as ConfigError from "effect/ConfigError"
@@ -19,7 +19,7 @@ import * as path from "node:path"
 /** A store, and how the start-up line names it (never with a password). */
 export interface DemoStore {
   readonly description: string
-  readonly layer: Layer.Layer<SessionStore.SessionStore, unknown>
+  readonly layer: Layer.Layer<SessionStore.SessionStore | SessionIndex.SessionIndex, unknown>
 }
 
 const env = <A>(config: Config.Config<A>, fallback: A) => Config.withDefault(config, fallback)

@@ -160,4 +160,33 @@ describeBrowser("demo in Chromium", () => {
     assert.deepStrictEqual(await sessionJson(page), { visits: 2, name: "Victim", loggedIn: true })
     await context.close()
   })
+
+  it("one user in two browsers: each lists both sessions; logging out the others from one ends the other", async () => {
+    // a name of its own: the SQLite file keeps the sessions of earlier runs
+    const name = `Pat ${Date.now().toString(36)}`
+    const laptop = await loggedIn(name)
+    const phone = await loggedIn(name)
+    await laptop.page.reload()
+    const rows = laptop.page.locator("#sessions tr.session")
+    assert.strictEqual(await rows.count(), 2)
+    assert.strictEqual(await laptop.page.locator("#sessions tr.session.current").count(), 1)
+    assert.include(await laptop.page.locator("#sessions tr.session.current").textContent(), "(this browser)")
+    assert.include(await rows.first().textContent(), "HeadlessChrome")
+
+    await Promise.all([
+      laptop.page.waitForURL(`${demo.url}/`),
+      laptop.page.click("button:has-text('Log out other sessions')")
+    ])
+    assert.strictEqual(await laptop.page.locator("#sessions tr.session").count(), 1)
+    assert.strictEqual(await laptop.page.locator("#user").textContent(), name)
+
+    // the other browser's next request finds no session: it is logged out
+    await phone.page.reload()
+    assert.strictEqual(await phone.page.locator("#user").count(), 0)
+    assert.strictEqual(await phone.page.locator("input[name=name]").count(), 1)
+    // the reload started a new session of its own
+    assert.deepStrictEqual(await sessionJson(phone.page), { visits: 1, name: null, loggedIn: false })
+    await laptop.context.close()
+    await phone.context.close()
+  })
 })
