@@ -7,7 +7,8 @@ import * as LruStore from "../src/LruStore.js"
 import * as MemoryStore from "../src/MemoryStore.js"
 import { type IndexRow, printRows, runIndexBench } from "./lib/indexBench.js"
 
-const rows: Array<IndexRow> = [
+/** Runs the benchmark on both stores and returns the rows. */
+export const runIndexMemory = async (): Promise<ReadonlyArray<IndexRow>> => [
   ...await runIndexBench("MemoryStore", MemoryStore.layer({ spans: false })),
   ...await runIndexBench(
     "CachingStore(Lru over Memory)",
@@ -18,5 +19,8 @@ const rows: Array<IndexRow> = [
     })
   )
 ]
-if (process.argv.includes("--json")) console.log(JSON.stringify(rows))
-else printRows(rows)
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await runIndexMemory()
+  if (process.argv.includes("--json")) console.log(JSON.stringify(rows))
+  else printRows(rows)
+}

@@ -7,14 +7,16 @@
  *   through our stores, the raw drivers and the express-session stores (bench/store-*.ts).
  * - HTTP level: each server in its own process, autocannon here, 50 connections with a session each,
  *   2 s warm-up then 10 s (bench/http/).
+ * - Index: `list` and `revoke` per store over 100,000 sessions of 10,000 users, one user with 1,000 sessions,
+ *   and writes with and without a bound user (bench/index-*.ts).
  * - Memory: 100,000 sessions in an in-process store, heap after a GC (bench/memory.ts).
  * - Revocation: three app processes sharing one store, a logout a second, with and without the store engine's
  *   invalidation channel (bench/http/revocation.ts).
  *
- * Environment, for smoke tests: `BENCH_ONLY=store,http,memory,revocation` (any subset), `BENCH_SECONDS` (HTTP run
+ * Environment, for smoke tests: `BENCH_ONLY=store,index,http,memory,revocation` (any subset), `BENCH_SECONDS` (HTTP run
  * length, default 10), `BENCH_WARMUP` (default 2), `BENCH_OPS` / `BENCH_SESSIONS` (store level),
  * `BENCH_MEMORY_SESSIONS`, `BENCH_FILTER` (a substring of workload names), `BENCH_ROUNDS` (rounds of the two
- * driver comparisons with a target, default 3), `BENCH_REVOCATION_ROUNDS` (default 2). A shortened run writes its JSON
+ * driver comparisons with a target, default 3), `BENCH_REVOCATION_ROUNDS` (default 2), `BENCH_INDEX_SESSIONS` / `BENCH_INDEX_USERS` / `BENCH_INDEX_SAMPLES`. A shortened run writes its JSON
  * and chart to the temp directory instead of the committed files.
  */
 import * as fs from "node:fs"
@@ -29,6 +31,7 @@ import { here, spawnChild } from "./lib/child.js"
 import {
   describeMachine,
   type HttpRow,
+  type IndexResultRow,
   latestPointer,
   machine,
   type MemoryRow,
@@ -67,7 +70,14 @@ const shortened = [
   "BENCH_SESSIONS",
   "BENCH_MEMORY_SESSIONS",
   "BENCH_FILTER",
-  "BENCH_REVOCATION_ROUNDS"
+  "BENCH_REVOCATION_ROUNDS",
+  "BENCH_INDEX_ONLY",
+  "BENCH_INDEX_SESSIONS",
+  "BENCH_INDEX_USERS",
+  "BENCH_INDEX_SAMPLES",
+  "BENCH_INDEX_BIG_USER",
+  "BENCH_INDEX_WRITES",
+  "BENCH_INDEX_MODES"
 ]
   .filter((n) => env(n) !== undefined)
 const command = [...shortened.map((n) => `${n}=${env(n)}`), "npm run bench"].join(" ")
@@ -77,7 +87,7 @@ const selected = (name: string) => filter === undefined || name.toLowerCase().in
 // the plan of the run
 
 interface Step {
-  readonly level: "store" | "http" | "memory" | "revocation"
+  readonly level: "store" | "index" | "http" | "memory" | "revocation"
   readonly name: string
   readonly run: () => Promise<string>
 }
@@ -121,12 +131,69 @@ if (levels.has("store")) {
   }
 }
 
-if (levels.has("store") && selected("SessionIndex on SqlStore")) {
-  steps.push({
-    level: "store",
-    name: "SessionIndex on SqlStore (bench/index-sql.ts)",
-    run: async () => `${(await runIndexSql()).rows.length} rows printed above`
-  })
+/**
+ * The session index (bench/index-*.ts): `list` and `revoke` over 100,000 sessions of 10,000 users, one user
+ * with 1,000 sessions, and writes with and without a bound user, per store.
+ */
+const index: Array<IndexResultRow> = []
+const indexSteps: ReadonlyArray<readonly [string, () => Promise<ReadonlyArray<IndexResultRow>>]> = [
+  ["SessionIndex on MemoryStore and CachingStore (bench/index-memory.ts)", async () => {
+    const { runIndexMemory } = await import("./index-memory.js")
+    return (await runIndexMemory()).map((r) => ({
+      store: r.store,
+      op: r.measure,
+      n: r.count,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      note: r.opsPerSec === undefined ? "" : `${fmt(r.opsPerSec)} ops/s`
+    }))
+  }],
+  ["SessionIndex on SqlStore (bench/index-sql.ts)", async () => {
+    const { rows, storeRows } = await runIndexSql()
+    return [
+      ...rows.map((r) => ({
+        store: `SqlStore ${r.store}`,
+        op: r.op,
+        n: r.samples,
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        note: ""
+      })),
+      ...storeRows.map((r) => ({
+        store: `SqlStore ${r.store}`,
+        op: `store plan, ${r.sessions}`,
+        n: 0,
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        note: `${fmt(r.opsPerSec)} ops/s, ${fmt(r.createPerSec)} creates/s`
+      }))
+    ]
+  }],
+  ["SessionIndex on RedisStore, standalone and Cluster (bench/index-redis.ts)", async () => {
+    const { runIndexRedis } = await import("./index-redis.js")
+    return (await runIndexRedis()).map((r) => ({
+      store: `RedisStore ${r.mode}`,
+      op: r.op,
+      n: r.n,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      note: r.note
+    }))
+  }]
+]
+if (levels.has("index")) {
+  for (const [name, run] of indexSteps) {
+    if (!selected(name)) continue
+    steps.push({
+      level: "index",
+      name,
+      run: async () => {
+        const rows = await run()
+        for (const r of rows) index.push(r)
+        return `${rows.length} rows`
+      }
+    })
+  }
 }
 
 /**
@@ -222,19 +289,6 @@ const medianRow = (runs: ReadonlyArray<HttpRow>): HttpRow => {
       serverCpuMicrosPerRequest: r.serverCpuMicrosPerRequest
     }))
   }
-}
-
-if (levels.has("index")) {
-  steps.push({
-    level: "store",
-    name: "RedisStore index: list / revoke, standalone and Cluster (bench/index-redis.ts)",
-    run: async () => {
-      const { printIndexRows, runIndexRedis } = await import("./index-redis.js")
-      const rows = await runIndexRedis()
-      printIndexRows(rows)
-      return `${rows.length} rows`
-    }
-  })
 }
 
 if (levels.has("memory")) {
@@ -540,6 +594,20 @@ const table = (results: Results): string => {
       ])
     }
   }
+  if (results.index !== undefined && results.index.length > 0) {
+    section("INDEX")
+    for (const r of results.index) {
+      rows.push([
+        "index",
+        `${r.store}: ${r.op}`,
+        r.n > 0 ? `n ${fmt(r.n)}` : "",
+        "",
+        fmt(r.p50Ms, 2),
+        fmt(r.p99Ms, 2),
+        r.note
+      ])
+    }
+  }
   if (results.revocation !== undefined && results.revocation.length > 0) {
     section("REVOCATION")
     for (const r of results.revocation) {
@@ -645,6 +713,7 @@ const results: Results = {
   store,
   http,
   memory,
+  index,
   revocation,
   targets: targets(),
   missing,

@@ -76,8 +76,18 @@ export interface Target {
   readonly met: boolean | null
 }
 
+/** One figure of the session index benchmark (bench/index-*.ts): a call's latency, or a write rate. */
+export interface IndexResultRow {
+  readonly store: string
+  readonly op: string
+  readonly n: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly note: string
+}
+
 export interface Missing {
-  readonly level: "store" | "http" | "memory" | "revocation"
+  readonly level: "store" | "index" | "http" | "memory" | "revocation"
   readonly name: string
   readonly reason: string
 }
@@ -99,6 +109,8 @@ export interface Results {
   readonly store: ReadonlyArray<StoreRow>
   readonly http: ReadonlyArray<HttpRow>
   readonly memory: ReadonlyArray<MemoryRow>
+  /** The session index per store (absent in runs made before it was measured). */
+  readonly index?: ReadonlyArray<IndexResultRow> | undefined
   /** Revocation across three instances (absent in runs made before it was measured). */
   readonly revocation?: ReadonlyArray<RevocationRow> | undefined
   readonly targets: ReadonlyArray<Target>
