@@ -54,7 +54,15 @@ const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan, prepare
   await Promise.all(Array.from({ length: plan.options.concurrency }, async () => {
     while (next < plan.ids.length) {
       const i = next++
-      const r = await pool.query(st.create, [plan.ids[i], JSON.stringify(sessionData(i, 0)), expiresAt(now), 1, now])
+      // user_key NULL: the plan's sessions are bound to no user, as in SqlStore's run
+      const r = await pool.query(st.create, [
+        plan.ids[i],
+        JSON.stringify(sessionData(i, 0)),
+        null,
+        expiresAt(now),
+        1,
+        now
+      ])
       if (r.rowCount !== 1) throw new Error("seed: create wrote nothing")
     }
   }))
@@ -68,6 +76,7 @@ const rawOps = async (pool: pg.Pool, st: Dialect.Statements, plan: Plan, prepare
       const now = Date.now()
       const r = await query("bench_save", st.save, [
         JSON.stringify(sessionData(index, write)),
+        null,
         expiresAt(now),
         plan.ids[index],
         versions[index],
