@@ -35,9 +35,9 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Binding from "./internal/binding.js"
+import * as IndexService from "./internal/indexService.js"
 import { type InProcessService, type JsonEntry, makeEntryBackend, sizeOf } from "./internal/memoryBackend.js"
 import * as OptionChecks from "./internal/optionChecks.js"
-import { withClockAndSpan } from "./internal/tracing.js"
 import * as SessionData from "./SessionData.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionIndex from "./SessionIndex.js"
@@ -188,49 +188,31 @@ export const make = (options?: Options): Effect.Effect<Service, StoreError.Store
     yield* Effect.forkScoped(Effect.forever(Effect.delay(expiredDeletion.deleteExpired(), interval)))
 
     // Each call runs in one synchronous step: atomic with respect to every write of the store.
-    const spans = options?.spans ?? true
-    const index = SessionIndex.make({
-      list: (userId) =>
-        withClockAndSpan(
-          (now) =>
-            Effect.sync(() => {
-              const out: Array<SessionIndex.Entry> = []
-              const ids = byUser.get(Binding.userKey(userId))
-              if (ids === undefined) return out
-              for (const id of ids) {
-                const entry = entries.get(id)!
-                if (entry.expiresAt <= now) continue
-                const data = SessionData.decode(entry.json)
-                if (Either.isLeft(data)) continue
-                const listed = Binding.entryOf(id as SessionId, data.right, entry.expiresAt, userId)
-                if (listed !== undefined) out.push(listed)
-              }
-              return out.sort(Binding.byRecency)
-            }),
-          spans,
-          "MemoryStore.index.list",
-          SPAN
-        ),
-      revokeIds: (userId, revokeOptions) =>
-        withClockAndSpan(
-          (now) =>
-            Effect.sync(() => {
-              const key = Binding.userKey(userId)
-              const ids = byUser.get(key)
-              const revoked: Array<SessionId> = []
-              if (ids === undefined) return revoked
-              for (const id of Array.from(ids)) {
-                if (id === revokeOptions?.except) continue
-                const entry = entries.get(id)!
-                if (entry.expiresAt > now) revoked.push(id as SessionId)
-                drop(id, entry)
-              }
-              return revoked
-            }),
-          spans,
-          "MemoryStore.index.revoke",
-          SPAN
-        )
+    const index = IndexService.make("MemoryStore", { spans: options?.spans ?? true, span: SPAN }, {
+      list: (userId, userKey, now) =>
+        Effect.sync(() => {
+          const out: Array<SessionIndex.Entry> = []
+          for (const id of byUser.get(userKey) ?? []) {
+            const entry = entries.get(id)!
+            if (entry.expiresAt <= now) continue
+            const data = SessionData.decode(entry.json)
+            if (Either.isLeft(data)) continue
+            const listed = Binding.entryOf(id as SessionId, data.right, entry.expiresAt, userId)
+            if (listed !== undefined) out.push(listed)
+          }
+          return out
+        }),
+      revokeIds: (userKey, except, now) =>
+        Effect.sync(() => {
+          const revoked: Array<SessionId> = []
+          for (const id of Array.from(byUser.get(userKey) ?? [])) {
+            if (id === except) continue
+            const entry = entries.get(id)!
+            if (entry.expiresAt > now) revoked.push(id as SessionId)
+            drop(id, entry)
+          }
+          return revoked
+        })
     })
 
     return {

@@ -41,9 +41,9 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { type Collection, type Db, MongoClient } from "mongodb"
 import * as Binding from "./internal/binding.js"
+import * as IndexService from "./internal/indexService.js"
 import * as Internal from "./internal/mongo.js"
 import * as OptionChecks from "./internal/optionChecks.js"
-import { withClockAndSpan } from "./internal/tracing.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionIndex from "./SessionIndex.js"
 import type * as SessionRecord from "./SessionRecord.js"
@@ -289,35 +289,20 @@ export const make = (
             )
         )
       })
-    const index = SessionIndex.make({
-      list: (userId) =>
-        withClockAndSpan(
-          (now) =>
-            Effect.map(
-              run("list", () => collection.find(Internal.liveOfUser(Binding.userKey(userId), now)).toArray()),
-              (documents) => {
-                const out: Array<SessionIndex.Entry> = []
-                for (const document of documents) {
-                  // A corrupt document is skipped, never a failure of the listing.
-                  const record = Internal.fromDocument(document)
-                  if (Either.isLeft(record) || record.right.expiresAt <= now) continue
-                  const entry = Binding.entryOf(record.right.id, record.right.data, record.right.expiresAt, userId)
-                  if (entry !== undefined) out.push(entry)
-                }
-                return out.sort(Binding.byRecency)
-              }
-            ),
-          spans,
-          "MongoStore.index.list",
-          SPAN
-        ),
-      revokeIds: (userId, revokeOptions) =>
-        withClockAndSpan(
-          (now) => revokeBatch(Binding.userKey(userId), now, revokeOptions?.except, []),
-          spans,
-          "MongoStore.index.revoke",
-          SPAN
-        )
+    const index = IndexService.make("MongoStore", { spans, span: SPAN }, {
+      list: (userId, userKey, now) =>
+        Effect.map(run("list", () => collection.find(Internal.liveOfUser(userKey, now)).toArray()), (documents) => {
+          const out: Array<SessionIndex.Entry> = []
+          for (const document of documents) {
+            // A corrupt document is skipped, never a failure of the listing.
+            const record = Internal.fromDocument(document)
+            if (Either.isLeft(record) || record.right.expiresAt <= now) continue
+            const entry = Binding.entryOf(record.right.id, record.right.data, record.right.expiresAt, userId)
+            if (entry !== undefined) out.push(entry)
+          }
+          return out
+        }),
+      revokeIds: (userKey, except, now) => revokeBatch(userKey, now, except, [])
     })
 
     return {

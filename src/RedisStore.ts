@@ -53,11 +53,11 @@ import type * as Scope from "effect/Scope"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions as IoClusterOptions, RedisOptions } from "ioredis"
 import * as Binding from "./internal/binding.js"
+import * as IndexService from "./internal/indexService.js"
 import * as InvalidationCore from "./internal/invalidation.js"
 import * as InvalidationRedis from "./internal/invalidationRedis.js"
 import * as OptionChecks from "./internal/optionChecks.js"
 import * as Internal from "./internal/redis.js"
-import { withClockAndSpan } from "./internal/tracing.js"
 import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionIndex from "./SessionIndex.js"
@@ -524,98 +524,84 @@ const makeChecked = (client: Redis | Cluster, options?: StoreOptions): Effect.Ef
     }
 
     const spans = options?.spans ?? true
-    const index = SessionIndex.make({
-      list: (userId) =>
-        withClockAndSpan(
-          (now) =>
-            Effect.gen(function*() {
-              const userKey = Binding.userKey(userId)
-              const setKey = setPrefix + userKey
-              const found = yield* members("list", setKey)
-              const out: Array<SessionIndex.Entry> = []
-              const dead: Array<Member> = []
-              const expired = new Set<SessionId>()
-              for (const batch of chunks(found, INDEX_BATCH)) {
-                const values = yield* Effect.forEach(
-                  batch,
-                  (m) =>
-                    call(sender, "list", () => client.get(prefix + m.id), (v) => Effect.succeed(v)).pipe(
-                      // A key of another type under a session's name is a corrupt record: skipped, not a failure.
-                      Effect.catchIf((e) => e.reason === "Decode", () => Effect.succeed(CORRUPT))
-                    ),
-                  { concurrency: "unbounded" }
-                )
-                for (let i = 0; i < batch.length; i++) {
-                  const m = batch[i]
-                  const value = values[i]
-                  if (value === CORRUPT) {
-                    dead.push(m)
-                    continue
-                  }
-                  if (value === null) {
-                    dead.push(m)
-                    continue
-                  }
-                  const record = Internal.decodeValue(m.id, value, now)
-                  if (record === undefined) {
-                    dead.push(m)
-                    expired.add(m.id)
-                    continue
-                  }
-                  // A corrupt record is skipped, never a failure of the listing.
-                  const entry = record instanceof Internal.Malformed
-                    ? undefined
-                    : Binding.entryOf(m.id, record.data, record.expiresAt, userId)
-                  if (entry === undefined) dead.push(m)
-                  else out.push(entry)
-                }
+    const index = IndexService.make("RedisStore", { spans, span: SPAN }, {
+      list: (userId, userKey, now) =>
+        Effect.gen(function*() {
+          const setKey = setPrefix + userKey
+          const found = yield* members("list", setKey)
+          const out: Array<SessionIndex.Entry> = []
+          const dead: Array<Member> = []
+          const expired = new Set<SessionId>()
+          for (const batch of chunks(found, INDEX_BATCH)) {
+            const values = yield* Effect.forEach(
+              batch,
+              (m) =>
+                call(sender, "list", () => client.get(prefix + m.id), (v) => Effect.succeed(v)).pipe(
+                  // A key of another type under a session's name is a corrupt record: skipped, not a failure.
+                  Effect.catchIf((e) => e.reason === "Decode", () => Effect.succeed(CORRUPT))
+                ),
+              { concurrency: "unbounded" }
+            )
+            for (let i = 0; i < batch.length; i++) {
+              const m = batch[i]
+              const value = values[i]
+              if (value === CORRUPT) {
+                dead.push(m)
+                continue
               }
-              if (dead.length > 0) yield* prune("list", setKey, userKey, dead, expired, now)
-              return out.sort(Binding.byRecency)
-            }),
-          spans,
-          "RedisStore.index.list",
-          SPAN
-        ),
-      revokeIds: (userId, revokeOptions) =>
-        withClockAndSpan(
-          (now) =>
-            Effect.gen(function*() {
-              const userKey = Binding.userKey(userId)
-              const setKey = setPrefix + userKey
-              const at = String(now)
-              const found = yield* members("revoke", setKey)
-              const revoked: Array<SessionId> = []
-              const dead: Array<Member> = []
-              const deleted = new Set<SessionId>()
-              for (const batch of chunks(found.filter((m) => m.id !== revokeOptions?.except), INDEX_BATCH)) {
-                const replies = yield* Effect.forEach(
-                  batch,
-                  (m) =>
-                    call(
-                      sender,
-                      "revoke",
-                      () => scripts[Internal.REVOKE_COMMAND](prefix + m.id, userKey, at),
-                      (reply) => Effect.succeed(reply)
-                    ),
-                  { concurrency: "unbounded" }
-                )
-                for (let i = 0; i < batch.length; i++) {
-                  const reply = replies[i]
-                  if (reply === Internal.Revoked.Live) revoked.push(batch[i].id)
-                  // A record this revoke deleted is pruned without the grace, yet still only if nothing filed its id
-                  // since (a create may reuse a free id).
-                  if (reply === Internal.Revoked.Live || reply === Internal.Revoked.Expired) deleted.add(batch[i].id)
-                  dead.push(batch[i])
-                }
+              if (value === null) {
+                dead.push(m)
+                continue
               }
-              if (dead.length > 0) yield* prune("revoke", setKey, userKey, dead, deleted, now)
-              return revoked
-            }),
-          spans,
-          "RedisStore.index.revoke",
-          SPAN
-        )
+              const record = Internal.decodeValue(m.id, value, now)
+              if (record === undefined) {
+                dead.push(m)
+                expired.add(m.id)
+                continue
+              }
+              // A corrupt record is skipped, never a failure of the listing.
+              const entry = record instanceof Internal.Malformed
+                ? undefined
+                : Binding.entryOf(m.id, record.data, record.expiresAt, userId)
+              if (entry === undefined) dead.push(m)
+              else out.push(entry)
+            }
+          }
+          if (dead.length > 0) yield* prune("list", setKey, userKey, dead, expired, now)
+          return out
+        }),
+      revokeIds: (userKey, except, now) =>
+        Effect.gen(function*() {
+          const setKey = setPrefix + userKey
+          const at = String(now)
+          const found = yield* members("revoke", setKey)
+          const revoked: Array<SessionId> = []
+          const dead: Array<Member> = []
+          const deleted = new Set<SessionId>()
+          for (const batch of chunks(found.filter((m) => m.id !== except), INDEX_BATCH)) {
+            const replies = yield* Effect.forEach(
+              batch,
+              (m) =>
+                call(
+                  sender,
+                  "revoke",
+                  () => scripts[Internal.REVOKE_COMMAND](prefix + m.id, userKey, at),
+                  (reply) => Effect.succeed(reply)
+                ),
+              { concurrency: "unbounded" }
+            )
+            for (let i = 0; i < batch.length; i++) {
+              const reply = replies[i]
+              if (reply === Internal.Revoked.Live) revoked.push(batch[i].id)
+              // A record this revoke deleted is pruned without the grace, yet still only if nothing filed its id
+              // since (a create may reuse a free id).
+              if (reply === Internal.Revoked.Live || reply === Internal.Revoked.Expired) deleted.add(batch[i].id)
+              dead.push(batch[i])
+            }
+          }
+          if (dead.length > 0) yield* prune("revoke", setKey, userKey, dead, deleted, now)
+          return revoked
+        })
     })
 
     return {

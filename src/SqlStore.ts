@@ -51,13 +51,14 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Binding from "./internal/binding.js"
+import * as IndexService from "./internal/indexService.js"
 import * as InvalidationCore from "./internal/invalidation.js"
 import * as InvalidationPg from "./internal/invalidationPg.js"
 import * as OptionChecks from "./internal/optionChecks.js"
 import * as PgPrepared from "./internal/pgPrepared.js"
 import * as Connections from "./internal/sqlConnections.js"
 import * as Dialect from "./internal/sqlDialect.js"
-import { spanIfTraced, withClockAndSpan } from "./internal/tracing.js"
+import { spanIfTraced } from "./internal/tracing.js"
 import * as Invalidation from "./Invalidation.js"
 import type { SessionId } from "./SessionId.js"
 import * as SessionIndex from "./SessionIndex.js"
@@ -428,8 +429,8 @@ const makeBackend = (
 
   // The index: the rows whose user key is the user's, each decoded and checked against its own data (a row
   // that does not decode, or whose data names someone else, is skipped).
-  const list = (userId: string, now: number) =>
-    Effect.map(Effect.mapError(rows(st.list, [Binding.userKey(userId), now]), listError), (found) => {
+  const list = (userId: string, userKey: string, now: number) =>
+    Effect.map(Effect.mapError(rows(st.list, [userKey, now]), listError), (found) => {
       const entries: Array<SessionIndex.Entry> = []
       for (const row of found) {
         const decoded = SessionRecord.decodeStoredEither({
@@ -443,7 +444,7 @@ const makeBackend = (
         const entry = Binding.entryOf(r.id, r.data, r.expiresAt, userId)
         if (entry !== undefined) entries.push(entry)
       }
-      return entries.sort(Binding.byRecency)
+      return entries
     })
 
   const liveIds = (deleted: ReadonlyArray<Row>, now: number): ReadonlyArray<SessionId> => {
@@ -458,8 +459,8 @@ const makeBackend = (
   // MySQL/MariaDB (MySQL has no `DELETE ... RETURNING`): in one transaction, a locking read of the user's rows,
   // which reads the latest committed versions and holds them until the delete of those ids commits, so no save
   // lands in between and nothing committed before the revoke began is missed.
-  const revokeIds = (userId: string, except: SessionId | undefined, now: number) => {
-    const params = [Binding.userKey(userId), except ?? ""]
+  const revokeIds = (userKey: string, except: SessionId | undefined, now: number) => {
+    const params = [userKey, except ?? ""]
     if (!mysql) return Effect.map(Effect.mapError(rows(st.revoke, params), revokeError), (r) => liveIds(r, now))
     const locked = Effect.flatMap(sql.unsafe<Row>(st.lockUser, params).withoutTransform, (found) => {
       // in chunks: a prepared statement takes at most 65,535 parameters
@@ -476,16 +477,7 @@ const makeBackend = (
   }
 
   const spanOptions = { kind: "client", attributes: { "db.system.name": system }, captureStackTrace: false } as const
-  const index = SessionIndex.make({
-    list: (userId) => withClockAndSpan((now) => list(userId, now), spans, "SqlStore.index.list", spanOptions),
-    revokeIds: (userId, options) =>
-      withClockAndSpan(
-        (now) => revokeIds(userId, options?.except, now),
-        spans,
-        "SqlStore.index.revoke",
-        spanOptions
-      )
-  })
+  const index = IndexService.make("SqlStore", { spans, span: spanOptions }, { list, revokeIds })
 
   return {
     backend: { name: "SqlStore", system, create, save, load, delete: remove },

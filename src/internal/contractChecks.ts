@@ -58,15 +58,15 @@ export class ContractSettings
 {}
 
 /** Lifetime of records that must stay live during a check. */
-const LONG = 60 * 60 * 1000
+export const LONG = 60 * 60 * 1000
 /** Lifetime of records a check lets expire (by moving the clock past it). */
-const SHORT = 10 * 1000
+export const SHORT = 10 * 1000
 /** Racing writers in the concurrency checks. */
-const RACERS = 50
+export const RACERS = 50
 
-const violation = (message: string) => Effect.fail(new ContractViolation({ message }))
+export const violation = (message: string) => Effect.fail(new ContractViolation({ message }))
 
-const ensure = (condition: boolean, message: string): Effect.Effect<void, ContractViolation> =>
+export const ensure = (condition: boolean, message: string): Effect.Effect<void, ContractViolation> =>
   condition ? Effect.void : violation(message)
 
 interface StoreErrorLike {
@@ -225,7 +225,8 @@ const race = <A>(effects: ReadonlyArray<Effect.Effect<A, unknown>>) =>
     })
   )
 
-const reasonOf = (exit: Exit.Exit<unknown, unknown>): string => {
+/** The `StoreError` reason an exit failed with, `"success"`, or `"not a StoreError"`. */
+export const reasonOf = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return "success"
   const failure = Cause.failureOption(exit.cause)
   return Option.isSome(failure) && isStoreErrorLike(failure.value) ? failure.value.reason : "not a StoreError"

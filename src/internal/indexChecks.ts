@@ -16,7 +16,7 @@ import * as SessionIndex from "../SessionIndex.js"
 import type * as SessionRecord from "../SessionRecord.js"
 import * as SessionStore from "../SessionStore.js"
 import * as SessionToken from "../SessionToken.js"
-import { ContractViolation } from "./contractChecks.js"
+import { ensure, LONG, RACERS, reasonOf, SHORT } from "./contractChecks.js"
 import { type TimeTravel, withTimeTravel } from "./contractClock.js"
 
 /**
@@ -32,15 +32,6 @@ export interface IndexCheck {
   /** Runs the check; it fails when the store breaks the rule. */
   readonly run: Effect.Effect<void, unknown, SessionStore.SessionStore | SessionIndex.SessionIndex>
 }
-
-const LONG = 60 * 60 * 1000
-const SHORT = 10 * 1000
-/** Concurrent writers racing a revoke. */
-const RACERS = 50
-
-const violation = (message: string) => Effect.fail(new ContractViolation({ message }))
-const ensure = (condition: boolean, message: string): Effect.Effect<void, ContractViolation> =>
-  condition ? Effect.void : violation(message)
 
 interface Binding {
   readonly user: string
@@ -309,14 +300,6 @@ const revokeChecks: ReadonlyArray<IndexCheck> = [
 
 const yields = (n: number): Effect.Effect<void> =>
   n === 0 ? Effect.void : Effect.zipRight(Effect.yieldNow(), yields(n - 1))
-
-const reasonOf = (exit: Exit.Exit<unknown, unknown>): string => {
-  if (Exit.isSuccess(exit)) return "success"
-  const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-  return typeof failure === "object" && failure !== null && "reason" in failure
-    ? String((failure as { reason: unknown }).reason)
-    : "not a StoreError"
-}
 
 /**
  * Every check of the index contract.
