@@ -169,6 +169,10 @@ const metaOf = (
 const nextUser = (meta: Metadata, change: UserChange | undefined): UserBinding | undefined =>
   change === undefined ? meta.user : change._tag === "Bind" ? change.binding : undefined
 
+/** The metadata a write that changes a live session stores: its own expiry and user as changed, written now. */
+const writtenMeta = (meta: Metadata, changes: ChangeSet, expiryChanged: boolean, now: number): Metadata =>
+  metaOf(meta.createdAt ?? now, expiryChanged ? changes.expiry : meta.expiry, nextUser(meta, changes.user), now)
+
 /** A user change changes the session: a bind always (a new authentication), an unbind of a bound session. */
 const userChanged = (meta: Metadata, change: UserChange | undefined): boolean =>
   change !== undefined && (change._tag === "Bind" || meta.user !== undefined)
@@ -296,12 +300,7 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
       if (changes.cycle) {
         const data = merged.data
         if (rules.rotateCsrfOnCycle) delete data[Csrf.TOKEN_KEY]
-        const nextMeta = metaOf(
-          meta.createdAt ?? now,
-          expiryChanged ? changes.expiry : meta.expiry,
-          nextUser(meta, changes.user),
-          now
-        )
+        const nextMeta = writtenMeta(meta, changes, expiryChanged, now)
         const at = expiresAt(nextMeta, now, rules)
         if (at <= now) return { end: undefined, write: { _tag: "End", id: record.id }, cookie: REMOVE_COOKIE }
         const tombstoneMeta: Metadata = { createdAt: nextMeta.createdAt, movedAt: now }
@@ -319,12 +318,7 @@ export const decide = (base: Base, changes: ChangeSet, now: number, rules: Rules
         }
       }
       if (merged.changed || expiryChanged || userChanged(meta, changes.user)) {
-        const nextMeta = metaOf(
-          meta.createdAt ?? now,
-          expiryChanged ? changes.expiry : meta.expiry,
-          nextUser(meta, changes.user),
-          now
-        )
+        const nextMeta = writtenMeta(meta, changes, expiryChanged, now)
         const at = expiresAt(nextMeta, now, rules)
         if (at <= now) return { end: undefined, write: { _tag: "End", id: record.id }, cookie: REMOVE_COOKIE }
         const fixed = (nextMeta.expiry ?? rules.expiry)._tag === "OnSessionEnd"
