@@ -30,7 +30,7 @@ import { makeRecorder, serveLayer } from "./support/recording.js"
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
-console.log(`Security.fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`)
+Effect.runSync(Effect.log(`Security.fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`))
 
 /** `check(property)` runs a property with the suite's seed; a failure reports the seed, path and shrunk case. */
 const check = <T>(property: fc.IProperty<T>, runs: number = RUNS) => fc.assert(property, { seed: SEED, numRuns: runs })
@@ -286,7 +286,8 @@ function fuzzServer(name: string) {
       const layer = SessionMiddleware.layer({ cookie: { name, secure: name.startsWith("__Host-") } }).pipe(
         Layer.provide(Layer.merge(MemoryStore.layer(), Layer.succeed(CookieSigner.CookieSigner, signer)))
       )
-      return recorder.provide(
+      // the summary is logged outside the recorder, which would keep it from the console
+      const fuzzed = recorder.provide(
         Effect.gen(function*() {
           const url = yield* serveLayer(routes, layer)
           const client = makeClient(url)
@@ -397,14 +398,12 @@ function fuzzServer(name: string) {
               assert.notMatch(dump, /\b(Die|defect|Interrupt)\b/, "a defect was logged")
             }))
           )
-          console.log(
-            `Security.fuzz (${name}): ${counts.cases} requests, by status ${
-              JSON.stringify([...counts.byStatus].sort())
-            }, ` +
-              `${counts.accepted} unsafe requests accepted`
-          )
+          return `Security.fuzz (${name}): ${counts.cases} requests, by status ${
+            JSON.stringify([...counts.byStatus].sort())
+          }, ${counts.accepted} unsafe requests accepted`
         }).pipe(Effect.scoped)
       )
+      return Effect.flatMap(fuzzed, (summary) => Effect.log(summary))
     },
     1_200_000
   )

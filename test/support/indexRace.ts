@@ -195,8 +195,8 @@ export const checkIndexRace = (
       const message = `${label}: seed ${seed}, path ${result.counterexamplePath}: ${broken}; shrunk history ${
         JSON.stringify(result.counterexample)
       }${result.errorInstance === undefined ? "" : `; error ${String(result.errorInstance)}`}`
-      console.log(message)
+      yield* Effect.logError(message)
       assert.fail(message)
     }
-    console.log(`${label}: ${result.numRuns} racing histories, seed ${seed}`)
+    yield* Effect.log(`${label}: ${result.numRuns} racing histories, seed ${seed}`)
   })

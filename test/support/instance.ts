@@ -173,7 +173,6 @@ const main = async () => {
   send({ type: "ready", instanceId: invalidation.instanceId })
 }
 
-main().catch((error: unknown) => {
-  console.error("instance failed to start:", error)
-  process.exit(1)
-})
+main().catch((error: unknown) =>
+  Effect.runPromise(Effect.logError("instance failed to start", Cause.die(error))).finally(() => process.exit(1))
+)
