@@ -35,19 +35,19 @@ import type { Server, StoreName, Variant } from "./variants.js"
 
 const Counter = Session.key("n", Schema.Number)
 
+/** `/count`: increments the session's counter. */
+export const count = Effect.gen(function*() {
+  const n = Option.getOrElse(yield* Counter, () => 0) + 1
+  yield* Counter.set(n)
+  return HttpServerResponse.text(String(n))
+})
+
+/** `/read`: reads it only. */
+export const read = Effect.map(Counter, (n) => HttpServerResponse.text(String(Option.getOrElse(n, () => 0))))
+
 export const sessionRouter = HttpRouter.empty.pipe(
-  HttpRouter.get(
-    "/count",
-    Effect.gen(function*() {
-      const n = Option.getOrElse(yield* Counter, () => 0) + 1
-      yield* Counter.set(n)
-      return HttpServerResponse.text(String(n))
-    })
-  ),
-  HttpRouter.get(
-    "/read",
-    Effect.map(Counter, (n) => HttpServerResponse.text(String(Option.getOrElse(n, () => 0))))
-  ),
+  HttpRouter.get("/count", count),
+  HttpRouter.get("/read", read),
   HttpRouter.use(SessionMiddleware.middleware)
 )
 

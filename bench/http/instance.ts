@@ -17,9 +17,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { createServer } from "node:http"
 import * as CachingStore from "../../src/CachingStore.js"
@@ -33,20 +31,13 @@ import * as SessionStore from "../../src/SessionStore.js"
 import * as SqlStore from "../../src/SqlStore.js"
 import { onParent, toParent } from "../lib/child.js"
 import { pgClientLayer, services } from "../lib/services.js"
+import { count, read } from "./effect.js"
 
 const [engine, mode, name, channelName] = process.argv.slice(2)
-const Counter = Session.key("n", Schema.Number)
 
 const router = HttpRouter.empty.pipe(
-  HttpRouter.get(
-    "/count",
-    Effect.gen(function*() {
-      const n = Option.getOrElse(yield* Counter, () => 0) + 1
-      yield* Counter.set(n)
-      return HttpServerResponse.text(String(n))
-    })
-  ),
-  HttpRouter.get("/read", Effect.map(Counter, (n) => HttpServerResponse.text(String(Option.getOrElse(n, () => 0))))),
+  HttpRouter.get("/count", count),
+  HttpRouter.get("/read", read),
   HttpRouter.get("/logout", Effect.as(Session.flush, HttpServerResponse.text("0"))),
   HttpRouter.use(SessionMiddleware.middleware)
 )
