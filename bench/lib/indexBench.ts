@@ -13,6 +13,7 @@ import * as SessionIndex from "../../src/SessionIndex.js"
 import type * as SessionRecord from "../../src/SessionRecord.js"
 import * as SessionStore from "../../src/SessionStore.js"
 import * as SessionToken from "../../src/SessionToken.js"
+import { percentile } from "./workload.js"
 
 export interface IndexSizes {
   readonly sessions: number
@@ -40,18 +41,15 @@ export interface IndexRow {
   readonly opsPerSec?: number
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
-
 const round = (n: number) => Math.round(n * 1000) / 1000
 
 const summary = (store: string, measure: string, samples: Array<number>, extra?: Partial<IndexRow>): IndexRow => {
-  samples.sort((a, b) => a - b)
+  const sorted = Float64Array.from(samples).sort()
   return {
     store,
     measure,
-    p50Ms: round(percentile(samples, 0.5)),
-    p99Ms: round(percentile(samples, 0.99)),
+    p50Ms: round(percentile(sorted, 50)),
+    p99Ms: round(percentile(sorted, 99)),
     count: samples.length,
     ...extra
   }
